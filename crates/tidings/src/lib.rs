@@ -1,0 +1,3 @@
+//! tidings: a Mercure hub.
+pub mod matcher;
+pub mod text;
