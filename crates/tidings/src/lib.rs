@@ -1,3 +1,56 @@
-//! tidings: a Mercure hub.
+//! tidings: a Mercure hub for Server-Sent Events.
+//!
+//! Applications publish updates with an HTTP `POST` or in-process with
+//! [`Hub::publish`]; browsers and services subscribe with `EventSource`.
+//! Both generations of the protocol are served side by side: the IETF draft
+//! (`match`, `authorization_details` tokens) and the deployed draft-07
+//! (`topic`, `mercure` claims).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use tidings::{Hub, HubConfig, MemoryHistory, Update};
+//!
+//! let url = "http://localhost:8080/.well-known/mercure".parse()?;
+//! let config = HubConfig::new(url, tidings::auth::AuthConfig::with_secret("change me", "http://localhost:8080/.well-known/mercure"));
+//! let hub = Hub::start(config, Arc::new(MemoryHistory::new(10_000, 64 << 20))).await?;
+//! let app = axum::Router::new().merge(tidings::http::router(hub.clone()));
+//! hub.publish(Update::new("https://example.com/books/1", "{\"title\":\"Dune\"}")).await?;
+//! # let _ = app; Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod event;
+mod form;
+mod frame;
+pub mod history;
+pub mod http;
+mod hub;
+mod index;
 pub mod matcher;
-pub mod text;
+mod metrics;
+mod outbox;
+pub mod publish;
+pub mod server;
+mod stream;
+mod subscriber;
+mod text;
+
+pub use config::{HubConfig, Limits};
+pub use event::Update;
+pub use history::{History, MemoryHistory};
+pub use hub::{Hub, PublishError, SubscribeError, SubscribeRequest};
+pub use outbox::Bounds;
+pub use stream::{EventBody, EventStream};
+
+/// Why a hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Auth(#[from] auth::AuthSetupError),
+    #[error(transparent)]
+    History(#[from] history::HistoryError),
+    #[error("{0}")]
+    Io(String),
+}

@@ -9,7 +9,7 @@ mod pattern;
 mod template;
 
 pub use pattern::PatternError;
-pub use template::{TemplateError, UriTemplate};
+pub use template::{TemplateError, UriTemplate, Value, Variables};
 
 use pattern::UrlPatternMatcher;
 use std::fmt;

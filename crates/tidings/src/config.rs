@@ -1,0 +1,86 @@
+//! The hub's settings, with the defaults a development hub starts with.
+
+use crate::auth::AuthConfig;
+use crate::outbox::Bounds;
+use serde::Deserialize;
+use std::time::Duration;
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The hub's public URL: the base for relative topics and patterns, the
+    /// root of the reserved namespace, and the default token audience.
+    pub url: Url,
+    pub auth: AuthConfig,
+    /// Whether subscribers without a token are served (public updates only).
+    pub anonymous: bool,
+    /// Serve the draft-07 generation (`topic=`, `lastEventID`, `mercure` claims).
+    pub legacy: bool,
+    /// Idle time after which a keep-alive comment is sent.
+    pub keep_alive: Duration,
+    /// Streams are closed after this long, so clients re-authenticate.
+    pub max_lifetime: Option<Duration>,
+    /// Sent as `retry:` when a stream opens.
+    pub retry: Option<u64>,
+    /// Origins allowed to subscribe and publish cross-origin, with credentials.
+    pub cors_origins: Vec<String>,
+    pub queue: Bounds,
+    pub limits: Limits,
+    /// Most events replayed per read of the history.
+    pub replay_batch: usize,
+}
+
+/// Bounds on what one request may ask, against resource exhaustion.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Matchers in one subscription request.
+    pub matchers: usize,
+    /// Bytes in one matcher, topic or id.
+    pub matcher_len: usize,
+    /// `topic` fields in one publication.
+    pub topics: usize,
+    /// Bytes in a publication body.
+    pub body: usize,
+    /// Concurrent subscriber connections; more are refused with 429.
+    pub connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            matchers: 64,
+            matcher_len: 2048,
+            topics: 32,
+            body: 1 << 20,
+            connections: 1_000_000,
+        }
+    }
+}
+
+impl HubConfig {
+    /// A hub at `url` with every other setting at its default.
+    pub fn new(url: Url, auth: AuthConfig) -> HubConfig {
+        HubConfig {
+            url,
+            auth,
+            anonymous: true,
+            legacy: true,
+            keep_alive: Duration::from_secs(25),
+            max_lifetime: None,
+            retry: None,
+            cors_origins: Vec::new(),
+            queue: Bounds {
+                events: 4096,
+                bytes: 4 << 20,
+            },
+            limits: Limits::default(),
+            replay_batch: 512,
+        }
+    }
+
+    /// The path of the hub URL: the reserved namespace's root.
+    pub fn path(&self) -> &str {
+        self.url.path()
+    }
+}

@@ -1,0 +1,61 @@
+//! Updates as publishers send them, and events as the hub stores and sends them.
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// What a publisher asks the hub to dispatch, once validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Update {
+    /// The canonical topic first, then the alternate ones.
+    pub topics: Vec<String>,
+    pub data: String,
+    pub private: bool,
+    /// The publisher's id; the hub generates a `urn:uuid:` one when absent.
+    pub id: Option<String>,
+    /// The SSE `event` field.
+    pub kind: Option<String>,
+    /// The SSE `retry` field, in milliseconds.
+    pub retry: Option<u64>,
+}
+
+impl Update {
+    pub fn new(topic: impl Into<String>, data: impl Into<String>) -> Update {
+        Update {
+            topics: vec![topic.into()],
+            data: data.into(),
+            ..Update::default()
+        }
+    }
+}
+
+/// An update after sequencing: its place in the hub's order and its SSE
+/// frame, serialized once and shared by every subscriber that receives it.
+#[derive(Debug)]
+pub struct Event {
+    /// The hub's own order; cursors resolve to it. Never reused.
+    pub seq: u64,
+    pub id: Box<str>,
+    pub topics: Box<[Box<str>]>,
+    pub private: bool,
+    /// The complete `text/event-stream` frame, blank line included.
+    pub frame: Bytes,
+}
+
+pub type SharedEvent = Arc<Event>;
+
+impl Event {
+    pub fn from_update(seq: u64, id: String, update: &Update) -> Event {
+        let frame = crate::frame::encode(&id, update);
+        Event {
+            seq,
+            id: id.into(),
+            topics: update.topics.iter().map(|t| t.as_str().into()).collect(),
+            private: update.private,
+            frame,
+        }
+    }
+
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().map(|t| &**t)
+    }
+}

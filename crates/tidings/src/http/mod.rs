@@ -1,0 +1,118 @@
+//! The hub's HTTP interface as an axum router: subscribe, publish, the
+//! protected resource metadata, health, metrics and the welcome page.
+//!
+//! Applications embedding tidings mount [`router`] in their own server; the
+//! `tidings` binary serves it through [`crate::server`], which adds a
+//! lighter path for HTTP/1.1 event streams.
+
+mod cors;
+mod page;
+mod publish;
+mod reply;
+pub mod subscribe;
+
+pub use reply::Reply;
+
+use crate::auth::AuthError;
+use crate::hub::Hub;
+use crate::stream::EventBody;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use http::{HeaderMap, StatusCode};
+use std::sync::Arc;
+
+/// The hub plus what every handler derives from its configuration once.
+pub struct HubHttp {
+    pub hub: Hub,
+    /// Absolute URL of the protected resource metadata, for challenges.
+    pub resource_metadata: String,
+    /// Where that metadata is served.
+    pub metadata_path: String,
+    pub origin: String,
+}
+
+impl HubHttp {
+    pub fn new(hub: Hub) -> HubHttp {
+        let url = &hub.config().url;
+        let origin = url.origin().ascii_serialization();
+        let metadata_path = format!("/.well-known/oauth-protected-resource{}", url.path());
+        HubHttp {
+            resource_metadata: format!("{origin}{metadata_path}"),
+            metadata_path,
+            origin,
+            hub,
+        }
+    }
+
+    pub(crate) fn auth_reply(&self, error: &AuthError, detail: &str) -> Reply {
+        Reply::auth(error, &self.resource_metadata, detail)
+    }
+}
+
+/// Every route of the hub, ready to be served or nested.
+pub fn router(hub: Hub) -> Router {
+    router_from(Arc::new(HubHttp::new(hub)))
+}
+
+pub(crate) fn router_from(http: Arc<HubHttp>) -> Router {
+    let hub_path = http.hub.config().path().to_string();
+    let metadata_path = http.metadata_path.clone();
+    Router::new()
+        .route(&hub_path, any(hub_endpoint))
+        .route(&metadata_path, get(page::metadata))
+        .route("/", get(page::welcome))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(page::ready))
+        .route("/metrics", get(page::metrics))
+        .with_state(http)
+}
+
+/// The hub URL: GET and QUERY subscribe, POST publishes, OPTIONS preflights.
+async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let query = parts.uri.query().unwrap_or("").as_bytes().to_vec();
+    match parts.method.as_str() {
+        "GET" => serve_stream(&http, &query, None, &parts.headers),
+        "QUERY" => match read_body(body, http.hub.config().limits.body).await {
+            Ok(form) => serve_stream(&http, &query, Some(&form), &parts.headers),
+            Err(reply) => reply.into_response(),
+        },
+        "POST" => match read_body(body, http.hub.config().limits.body).await {
+            Ok(form) => publish::handle(&http, &parts.headers, &form).await.into_response(),
+            Err(reply) => reply.into_response(),
+        },
+        "OPTIONS" => {
+            let mut headers = HeaderMap::new();
+            cors::preflight(&http.hub.config().cors_origins, &parts.headers, &mut headers);
+            (StatusCode::NO_CONTENT, headers).into_response()
+        }
+        _ => {
+            let mut reply = Reply::problem(StatusCode::METHOD_NOT_ALLOWED, "use GET or QUERY to subscribe, POST to publish");
+            reply.headers.insert(http::header::ALLOW, http::HeaderValue::from_static("GET, QUERY, POST, OPTIONS"));
+            reply.into_response()
+        }
+    }
+}
+
+fn serve_stream(http: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMap) -> Response {
+    match subscribe::open(http, query, body, headers) {
+        Ok(opened) => {
+            let mut response = Response::new(Body::new(EventBody::new(opened.stream)));
+            *response.headers_mut() = opened.headers;
+            response
+        }
+        Err(reply) => reply.into_response(),
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Reply> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Reply::problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body exceeds {limit} bytes or could not be read"),
+        )
+    })
+}

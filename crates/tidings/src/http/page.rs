@@ -1,0 +1,56 @@
+//! The small endpoints: the welcome page, protected resource metadata,
+//! readiness and metrics.
+
+use super::HubHttp;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use http::StatusCode;
+use std::sync::Arc;
+
+pub async fn welcome(State(http): State<Arc<HubHttp>>) -> Html<String> {
+    let hub = http.hub.config().url.as_str();
+    Html(include_str!("welcome.html").replace("{{HUB_URL}}", &html_escape(hub)))
+}
+
+/// RFC 9728 protected resource metadata, as draft-08 profiles it.
+pub async fn metadata(State(http): State<Arc<HubHttp>>) -> Response {
+    let config = http.hub.config();
+    let auth = http.hub.authorizer().config();
+    let mut document = serde_json::json!({
+        "resource": auth.audience,
+        "authorization_details_types_supported": ["https://mercure.rocks/authorization-detail"],
+        "bearer_methods_supported": ["header"],
+        "mercure_cookie": "__Secure-mercure_access_token",
+    });
+    let servers: Vec<&String> = [&auth.publisher, &auth.subscriber]
+        .into_iter()
+        .filter(|set| set.jwks_url.is_some())
+        .filter_map(|set| set.issuer.as_ref())
+        .collect();
+    if !servers.is_empty() {
+        document["authorization_servers"] = serde_json::json!(servers);
+    }
+    let mut response = axum::Json(document).into_response();
+    super::cors::apply(&config.cors_origins, &http::HeaderMap::new(), response.headers_mut());
+    response
+}
+
+pub async fn ready(State(http): State<Arc<HubHttp>>) -> (StatusCode, &'static str) {
+    if http.hub.shutdown_token().is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+pub async fn metrics(State(http): State<Arc<HubHttp>>) -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        http.hub.metrics().render(),
+    )
+        .into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,55 @@
+//! Responses that are not event streams: errors with a reason, and the
+//! small bodies of the other endpoints. Both servers (hyper and the
+//! hand-written HTTP/1.1 path) write these.
+
+use crate::auth::AuthError;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Reply {
+            status,
+            headers,
+            body: body.into(),
+        }
+    }
+
+    /// An RFC 9457 problem document carrying the reason.
+    pub fn problem(status: StatusCode, detail: impl AsRef<str>) -> Reply {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": detail.as_ref(),
+        });
+        Reply::new(status, "application/problem+json", body.to_string())
+    }
+
+    /// A token failure with the `WWW-Authenticate: Bearer` challenge the
+    /// spec prescribes (the error code lives there, not in the body).
+    pub fn auth(error: &AuthError, resource_metadata: &str, detail: &str) -> Reply {
+        let mut reply = Reply::problem(error.status(), detail);
+        reply
+            .headers
+            .insert(WWW_AUTHENTICATE, error.challenge(resource_metadata));
+        reply
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        (self.status, self.headers, self.body).into_response()
+    }
+}

@@ -1,0 +1,350 @@
+//! The hub: sequencing, dispatch and the lifecycle of subscriptions.
+//!
+//! Publishing funnels every update through one committer thread, which
+//! gives it its place in the order, appends a batch to history (one durable
+//! write for many publishers), dispatches the batch, then acknowledges it.
+//! A subscriber registers under the same lock dispatch holds, so it learns
+//! exactly which sequence its replay must stop at: live events after that
+//! point reach its queue, earlier ones come from history. Nothing is lost or
+//! sent twice across the switch.
+
+use crate::auth::{Authorizer, Grants};
+use crate::config::HubConfig;
+use crate::event::{Event, SharedEvent, Update};
+use crate::history::{History, HistoryError};
+use crate::index::Index;
+use crate::matcher::{MatchKind, Matcher, MatcherError};
+use crate::metrics::Metrics;
+use crate::outbox::{CloseReason, Push};
+use crate::publish::Rejection;
+use crate::stream::EventStream;
+use crate::subscriber::Subscriber;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Publishes waiting for the committer beyond this apply backpressure.
+const PUBLISH_QUEUE: usize = 65_536;
+/// Most updates sequenced and written together.
+const BATCH: usize = 1024;
+
+/// A running hub. Cheap to clone; all clones share one hub.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+/// What the committer thread, the sweeper and every stream share.
+pub(crate) struct Core {
+    pub config: HubConfig,
+    pub history: Arc<dyn History>,
+    pub index: Mutex<Index>,
+    pub metrics: Metrics,
+}
+
+struct Shared {
+    core: Arc<Core>,
+    auth: Authorizer,
+    jobs: mpsc::Sender<Job>,
+    next_key: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+struct Job {
+    update: Update,
+    done: oneshot::Sender<Result<SharedEvent, HistoryError>>,
+}
+
+/// Why a publication failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// History cannot store the event; nothing was dispatched.
+    #[error(transparent)]
+    Unavailable(#[from] HistoryError),
+    #[error("the hub is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("matcher `{source_text}` {reason}")]
+    Matcher {
+        source_text: String,
+        reason: MatcherError,
+    },
+    #[error("no topic matcher given")]
+    NoMatcher,
+    #[error("more than {0} topic matchers")]
+    TooManyMatchers(usize),
+    #[error("the hub is at its limit of {0} subscriber connections")]
+    TooManyConnections(usize),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// What a subscriber asks for.
+#[derive(Default)]
+pub struct SubscribeRequest {
+    pub matchers: Vec<(MatchKind, String)>,
+    /// `Last-Event-ID` or its query-parameter spellings.
+    pub cursor: Option<String>,
+    /// The validated token, if one was presented.
+    pub grants: Option<Arc<Grants>>,
+}
+
+impl Hub {
+    /// Starts a hub: its committer thread and its sweeper task. Needs a
+    /// Tokio runtime.
+    pub async fn start(config: HubConfig, history: Arc<dyn History>) -> Result<Hub, crate::StartError> {
+        let auth = Authorizer::new(config.auth.clone(), &config.url).await?;
+        let last = history.last()?;
+        let core = Arc::new(Core {
+            index: Mutex::new(Index::with_last_dispatched(last.as_ref().map_or(0, |(seq, _)| *seq))),
+            history,
+            metrics: Metrics::new(),
+            config,
+        });
+        let (jobs, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let committer = core.clone();
+        std::thread::Builder::new()
+            .name("tidings-committer".into())
+            .spawn(move || commit_loop(&committer, queue))
+            .map_err(|e| crate::StartError::Io(e.to_string()))?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(sweep_loop(Arc::downgrade(&core), shutdown.clone()));
+        Ok(Hub {
+            shared: Arc::new(Shared {
+                core,
+                auth,
+                jobs,
+                next_key: AtomicU64::new(1),
+                shutdown,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.shared.core.config
+    }
+
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.shared.auth
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.core.metrics
+    }
+
+    /// Cancelled when the hub starts shutting down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Publishes an update from inside the process; returns its id once it
+    /// is stored and dispatched. The same rules apply as over HTTP.
+    pub async fn publish(&self, update: Update) -> Result<String, PublishError> {
+        crate::publish::check(&update, self.config())?;
+        self.publish_checked(update).await.map(|event| event.id.to_string())
+    }
+
+    pub(crate) async fn publish_checked(&self, update: Update) -> Result<SharedEvent, PublishError> {
+        if self.shared.shutdown.is_cancelled() {
+            return Err(PublishError::ShuttingDown);
+        }
+        let started = Instant::now();
+        let (done, result) = oneshot::channel();
+        self.shared
+            .jobs
+            .send(Job { update, done })
+            .await
+            .map_err(|_| PublishError::ShuttingDown)?;
+        let event = result.await.map_err(|_| PublishError::ShuttingDown)??;
+        let metrics = &self.shared.core.metrics;
+        metrics.published.inc();
+        metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(event)
+    }
+
+    /// Opens a subscription: registers it for live events and prepares the
+    /// replay of what it missed.
+    pub fn subscribe(&self, request: SubscribeRequest) -> Result<EventStream, SubscribeError> {
+        let core = &self.shared.core;
+        let limits = core.config.limits;
+        if request.matchers.is_empty() {
+            return Err(SubscribeError::NoMatcher);
+        }
+        if request.matchers.len() > limits.matchers {
+            return Err(SubscribeError::TooManyMatchers(limits.matchers));
+        }
+        let matchers = request
+            .matchers
+            .iter()
+            .map(|(kind, source)| self.matcher(*kind, source))
+            .collect::<Result<Vec<_>, _>>()?;
+        let replay_from = match request.cursor.as_deref() {
+            None => None,
+            Some("earliest") => Some((0, "earliest".to_string())),
+            // An unknown or discarded id replays everything retained; the
+            // `earliest` answer tells the client that events may be lost.
+            Some(id) => Some(match core.history.locate(id)? {
+                Some(seq) => (seq, id.to_string()),
+                None => (0, "earliest".to_string()),
+            }),
+        };
+        let subscriber = Arc::new(Subscriber::new(
+            self.shared.next_key.fetch_add(1, Ordering::Relaxed),
+            uuid::Uuid::new_v4(),
+            matchers.into(),
+            request.grants.clone(),
+            self.deadline(request.grants.as_deref()),
+        ));
+        let live_after = {
+            let mut index = core.index.lock();
+            if index.len() >= limits.connections {
+                drop(index);
+                core.metrics.refused.inc();
+                return Err(SubscribeError::TooManyConnections(limits.connections));
+            }
+            index.insert(subscriber.clone())
+        };
+        core.metrics.subscribers.inc();
+        core.metrics.subscriptions.inc_by(subscriber.matchers.len() as i64);
+        Ok(EventStream::new(core.clone(), subscriber, replay_from, live_after))
+    }
+
+    fn matcher(&self, kind: MatchKind, source: &str) -> Result<Arc<Matcher>, SubscribeError> {
+        let core = &self.shared.core;
+        if let Some(shared) = core.index.lock().shared_matcher(kind, source) {
+            return Ok(shared);
+        }
+        Matcher::parse(kind, source, &core.config.url, core.config.limits.matcher_len)
+            .map(Arc::new)
+            .map_err(|reason| SubscribeError::Matcher {
+                source_text: source.to_string(),
+                reason,
+            })
+    }
+
+    /// The earlier of the token's expiry and the maximum lifetime.
+    fn deadline(&self, grants: Option<&Grants>) -> Option<Instant> {
+        let lifetime = self.config().max_lifetime.map(|d| Instant::now() + d);
+        let expiry = grants.and_then(|g| g.expires_at).map(|at| {
+            let left = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            Instant::now() + left
+        });
+        match (lifetime, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The id of the newest event, the hub's current reconciliation cursor.
+    pub fn last_event_id(&self) -> Result<Option<String>, HistoryError> {
+        Ok(self.shared.core.history.last()?.map(|(_, id)| id.into()))
+    }
+
+    /// Ends every stream cleanly so clients reconnect elsewhere, and stops
+    /// accepting publications.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        for subscriber in self.shared.core.index.lock().subscribers() {
+            subscriber.outbox.close(CloseReason::Shutdown);
+        }
+    }
+}
+
+/// Sequences, stores, dispatches and acknowledges publications, in order.
+fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
+    let mut seq = core.index.lock().last_dispatched();
+    let mut jobs = Vec::with_capacity(BATCH);
+    while queue.blocking_recv_many(&mut jobs, BATCH) > 0 {
+        let events: Vec<SharedEvent> = jobs
+            .iter()
+            .map(|job| {
+                seq += 1;
+                let id = job.update.id.clone().unwrap_or_else(new_id);
+                Arc::new(Event::from_update(seq, id, &job.update))
+            })
+            .collect();
+        if let Err(error) = core.history.append(&events) {
+            tracing::warn!(%error, "refusing publications");
+            for job in jobs.drain(..) {
+                let _ = job.done.send(Err(HistoryError::Unavailable(error.to_string())));
+            }
+            continue;
+        }
+        dispatch(core, &events);
+        for (job, event) in jobs.drain(..).zip(events) {
+            let _ = job.done.send(Ok(event));
+        }
+    }
+}
+
+fn dispatch(core: &Core, events: &[SharedEvent]) {
+    let bounds = core.config.queue;
+    let mut slow = Vec::new();
+    let mut delivered = 0;
+    {
+        let mut index = core.index.lock();
+        for event in events {
+            let delivery = index.dispatch(event, |subscriber| {
+                let outcome = subscriber.outbox.push(event.frame.clone(), bounds);
+                if outcome == Push::Queued {
+                    subscriber.mark_active();
+                }
+                outcome
+            });
+            delivered += delivery.delivered;
+            slow.extend(delivery.overflowed);
+        }
+    }
+    core.metrics.delivered.inc_by(delivered);
+    for subscriber in slow {
+        core.metrics.slow_disconnects.inc();
+        tracing::info!(subscriber = %subscriber.identifier, "disconnecting slow consumer: its queue overflowed");
+    }
+}
+
+/// Hub-generated ids are opaque, random IRIs.
+fn new_id() -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+}
+
+/// Sends keep-alives to idle streams and closes streams past their deadline;
+/// one task for all subscribers, so no connection needs a timer of its own.
+async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
+    let period = match core.upgrade() {
+        Some(core) => core.config.keep_alive.min(Duration::from_secs(1)),
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let Some(core) = core.upgrade() else { return };
+        let idle_limit = (core.config.keep_alive.as_millis() / period.as_millis().max(1)).max(1) as u32;
+        // Closing a little early keeps the promise to close no later than `exp`.
+        let horizon = Instant::now() + period;
+        let bounds = core.config.queue;
+        for subscriber in core.index.lock().subscribers() {
+            if subscriber.deadline.is_some_and(|deadline| deadline <= horizon) {
+                subscriber.outbox.close(CloseReason::Expired);
+            } else if subscriber.tick_idle(idle_limit) {
+                subscriber.outbox.push(crate::frame::KEEP_ALIVE, bounds);
+                subscriber.mark_active();
+            }
+        }
+        let stats = core.history.stats();
+        core.metrics.history_events.set(stats.events as i64);
+        core.metrics.history_bytes.set(stats.bytes as i64);
+    }
+}

@@ -1,0 +1,210 @@
+//! The topic index: which subscribers an event goes to.
+//!
+//! Exact topics are a hash-map lookup, so their cost does not grow with the
+//! number of topics. Only patterns (URL patterns, URI templates) are
+//! evaluated, each distinct pattern once per topic: the result is cached per
+//! topic and shared by every subscriber using that pattern.
+
+use crate::event::Event;
+use crate::matcher::{MatchKind, Matcher};
+use crate::outbox::Push;
+use crate::subscriber::Subscriber;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Members = HashMap<u64, Arc<Subscriber>>;
+
+/// Past this many cached topics the cache starts over, which bounds its memory.
+const CACHE_TOPICS: usize = 65_536;
+
+#[derive(Default)]
+pub struct Index {
+    exact: HashMap<Box<str>, Members>,
+    wildcard: Members,
+    patterns: HashMap<u64, Pattern>,
+    pattern_ids: HashMap<(MatchKind, Box<str>), u64>,
+    next_pattern: u64,
+    /// Topic → ids of the patterns that match it.
+    cache: HashMap<Box<str>, Box<[u64]>>,
+    all: Members,
+    /// The sequence of the last event dispatched; a subscriber registered now
+    /// gets every later event live, so replay stops here.
+    last_dispatched: u64,
+}
+
+struct Pattern {
+    matcher: Arc<Matcher>,
+    members: Members,
+}
+
+/// What one dispatch did, for metrics and logs.
+#[derive(Default)]
+pub struct Delivery {
+    pub delivered: u64,
+    pub overflowed: Vec<Arc<Subscriber>>,
+}
+
+impl Index {
+    pub fn with_last_dispatched(seq: u64) -> Index {
+        Index {
+            last_dispatched: seq,
+            ..Index::default()
+        }
+    }
+
+    pub fn last_dispatched(&self) -> u64 {
+        self.last_dispatched
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn subscribers(&self) -> impl Iterator<Item = &Arc<Subscriber>> {
+        self.all.values()
+    }
+
+    /// Shares an already registered pattern matcher instead of compiling a copy.
+    pub fn shared_matcher(&self, kind: MatchKind, source: &str) -> Option<Arc<Matcher>> {
+        let id = self.pattern_ids.get(&(kind, source.into()))?;
+        Some(self.patterns[id].matcher.clone())
+    }
+
+    /// Registers a subscriber; returns the sequence after which it receives
+    /// events live.
+    pub fn insert(&mut self, subscriber: Arc<Subscriber>) -> u64 {
+        let key = subscriber.key;
+        for matcher in subscriber.matchers.iter() {
+            let members = if matcher.is_wildcard() {
+                &mut self.wildcard
+            } else if matcher.is_exact() {
+                self.exact.entry(matcher.source().into()).or_default()
+            } else {
+                self.pattern_members(matcher)
+            };
+            members.insert(key, subscriber.clone());
+        }
+        self.all.insert(key, subscriber);
+        self.last_dispatched
+    }
+
+    fn pattern_members(&mut self, matcher: &Arc<Matcher>) -> &mut Members {
+        let slot = (matcher.kind(), Box::<str>::from(matcher.source()));
+        let id = match self.pattern_ids.get(&slot) {
+            Some(id) => *id,
+            None => {
+                self.next_pattern += 1;
+                let id = self.next_pattern;
+                self.pattern_ids.insert(slot, id);
+                self.patterns.insert(
+                    id,
+                    Pattern {
+                        matcher: matcher.clone(),
+                        members: Members::new(),
+                    },
+                );
+                // A new pattern may match cached topics: start the cache over.
+                self.cache.clear();
+                id
+            }
+        };
+        &mut self.patterns.get_mut(&id).expect("registered above").members
+    }
+
+    pub fn remove(&mut self, subscriber: &Subscriber) {
+        let key = subscriber.key;
+        if self.all.remove(&key).is_none() {
+            return;
+        }
+        for matcher in subscriber.matchers.iter() {
+            if matcher.is_wildcard() {
+                self.wildcard.remove(&key);
+            } else if matcher.is_exact() {
+                if let Some(members) = self.exact.get_mut(matcher.source()) {
+                    members.remove(&key);
+                    if members.is_empty() {
+                        self.exact.remove(matcher.source());
+                    }
+                }
+            } else {
+                self.remove_from_pattern(matcher, key);
+            }
+        }
+    }
+
+    fn remove_from_pattern(&mut self, matcher: &Matcher, key: u64) {
+        let slot = (matcher.kind(), Box::<str>::from(matcher.source()));
+        let Some(&id) = self.pattern_ids.get(&slot) else {
+            return;
+        };
+        let pattern = self.patterns.get_mut(&id).expect("ids and patterns agree");
+        pattern.members.remove(&key);
+        if pattern.members.is_empty() {
+            // Cached entries may still name this id; dispatch skips unknown ids.
+            self.patterns.remove(&id);
+            self.pattern_ids.remove(&slot);
+        }
+    }
+
+    /// Offers `event` to every matching subscriber allowed to read it.
+    pub fn dispatch(
+        &mut self,
+        event: &Event,
+        mut offer: impl FnMut(&Arc<Subscriber>) -> Push,
+    ) -> Delivery {
+        self.last_dispatched = event.seq;
+        let Index {
+            exact,
+            wildcard,
+            patterns,
+            cache,
+            ..
+        } = self;
+        let mut delivery = Delivery::default();
+        let mut visit = |subscriber: &Arc<Subscriber>| {
+            if !subscriber.first_offer(event.seq) || !subscriber.may_receive(event) {
+                return;
+            }
+            match offer(subscriber) {
+                Push::Queued => delivery.delivered += 1,
+                Push::Overflowed => delivery.overflowed.push(subscriber.clone()),
+                Push::Closed => {}
+            }
+        };
+        wildcard.values().for_each(&mut visit);
+        for topic in event.topics() {
+            if let Some(members) = exact.get(topic) {
+                members.values().for_each(&mut visit);
+            }
+            if patterns.is_empty() {
+                continue;
+            }
+            for id in matching_patterns(cache, patterns, topic) {
+                if let Some(pattern) = patterns.get(id) {
+                    pattern.members.values().for_each(&mut visit);
+                }
+            }
+        }
+        delivery
+    }
+}
+
+/// The ids of the patterns matching `topic`, evaluated once per topic.
+fn matching_patterns<'c>(
+    cache: &'c mut HashMap<Box<str>, Box<[u64]>>,
+    patterns: &HashMap<u64, Pattern>,
+    topic: &str,
+) -> &'c [u64] {
+    if !cache.contains_key(topic) {
+        if cache.len() >= CACHE_TOPICS {
+            cache.clear();
+        }
+        let ids = patterns
+            .iter()
+            .filter(|(_, pattern)| pattern.matcher.matches(topic))
+            .map(|(id, _)| *id)
+            .collect();
+        cache.insert(topic.into(), ids);
+    }
+    &cache[topic]
+}

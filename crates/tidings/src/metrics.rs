@@ -1,0 +1,70 @@
+//! Prometheus metrics. Handles are plain atomics, cheap on the hot path;
+//! dispatch adds its delivery count once per event, not once per subscriber.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+pub struct Metrics {
+    registry: Registry,
+    pub subscribers: Gauge,
+    pub subscriptions: Gauge,
+    pub published: Counter,
+    pub delivered: Counter,
+    pub slow_disconnects: Counter,
+    pub refused: Counter,
+    pub publish_seconds: Histogram,
+    pub history_events: Gauge,
+    pub history_bytes: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("tidings");
+        let metrics = Metrics {
+            subscribers: Gauge::default(),
+            subscriptions: Gauge::default(),
+            published: Counter::default(),
+            delivered: Counter::default(),
+            slow_disconnects: Counter::default(),
+            refused: Counter::default(),
+            publish_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            history_events: Gauge::default(),
+            history_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("subscribers", "Subscriber connections open", metrics.subscribers.clone());
+        registry.register("subscriptions", "Topic matchers of open connections", metrics.subscriptions.clone());
+        registry.register("updates_published", "Updates accepted from publishers", metrics.published.clone());
+        registry.register("updates_delivered", "Update deliveries queued to subscribers", metrics.delivered.clone());
+        registry.register(
+            "slow_disconnects",
+            "Subscribers disconnected because their queue overflowed",
+            metrics.slow_disconnects.clone(),
+        );
+        registry.register("connections_refused", "Subscriber connections refused by limits", metrics.refused.clone());
+        registry.register(
+            "publish_duration_seconds",
+            "Time from a publish request to its acknowledgement",
+            metrics.publish_seconds.clone(),
+        );
+        registry.register("history_events", "Events held in history", metrics.history_events.clone());
+        registry.register("history_bytes", "Bytes of events held in history", metrics.history_bytes.clone());
+        Metrics { registry, ..metrics }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}

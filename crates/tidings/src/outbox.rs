@@ -1,0 +1,197 @@
+//! The bounded queue between dispatch and one subscriber's connection.
+//!
+//! Hand-written rather than a channel: an idle subscriber must cost almost
+//! nothing (no preallocated slots), the writer must be able to take every
+//! queued frame at once to coalesce them into one write, and overflow must
+//! close the queue with a reason instead of blocking the publisher.
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::task::{Context, Poll};
+
+/// Why the hub ends a subscriber's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The queue overflowed: the client reads slower than events arrive.
+    Slow,
+    /// The token expired or the maximum connection lifetime ran out.
+    Expired,
+    /// The hub is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Slow => "slow consumer",
+            CloseReason::Expired => "token expired or connection lifetime reached",
+            CloseReason::Shutdown => "hub shutting down",
+        }
+    }
+}
+
+/// Queue bounds; whichever is reached first closes the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub events: usize,
+    pub bytes: usize,
+}
+
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    waker: AtomicWaker,
+}
+
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    closed: Option<CloseReason>,
+}
+
+/// What became of a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    Queued,
+    /// This push overflowed the queue and closed it.
+    Overflowed,
+    /// The queue was already closed.
+    Closed,
+}
+
+/// What the writer gets when it polls.
+pub enum Batch {
+    Frames(Vec<Bytes>),
+    Closed(CloseReason),
+}
+
+impl Outbox {
+    pub fn new() -> Outbox {
+        Outbox {
+            queue: Mutex::new(Queue::default()),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Queues a frame; overflow closes the queue as [`CloseReason::Slow`].
+    pub fn push(&self, frame: Bytes, bounds: Bounds) -> Push {
+        let mut queue = self.queue.lock();
+        if queue.closed.is_some() {
+            return Push::Closed;
+        }
+        let outcome = if queue.frames.len() >= bounds.events || queue.bytes + frame.len() > bounds.bytes {
+            queue.close(CloseReason::Slow);
+            Push::Overflowed
+        } else {
+            queue.bytes += frame.len();
+            queue.frames.push_back(frame);
+            Push::Queued
+        };
+        drop(queue);
+        self.waker.wake();
+        outcome
+    }
+
+    /// Closes the queue; frames already queued are still delivered first,
+    /// except after overflow, where the client will replay them anyway.
+    pub fn close(&self, reason: CloseReason) {
+        self.queue.lock().close(reason);
+        self.waker.wake();
+    }
+
+    /// Takes every queued frame at once, so the writer can send them in a
+    /// single write; `Pending` registers the writer to be woken.
+    pub fn poll_batch(&self, cx: &mut Context<'_>) -> Poll<Batch> {
+        if let Some(batch) = self.try_batch() {
+            return Poll::Ready(batch);
+        }
+        self.waker.register(cx.waker());
+        // A push between the check and the registration would be missed.
+        match self.try_batch() {
+            Some(batch) => Poll::Ready(batch),
+            None => Poll::Pending,
+        }
+    }
+
+    fn try_batch(&self) -> Option<Batch> {
+        let mut queue = self.queue.lock();
+        if !queue.frames.is_empty() {
+            queue.bytes = 0;
+            // Give the allocation away: an idle subscriber keeps no buffer.
+            let frames = std::mem::take(&mut queue.frames);
+            return Some(Batch::Frames(frames.into()));
+        }
+        queue.closed.map(Batch::Closed)
+    }
+}
+
+impl Queue {
+    fn close(&mut self, reason: CloseReason) {
+        if self.closed.is_none() {
+            self.closed = Some(reason);
+            if reason == CloseReason::Slow {
+                self.frames = VecDeque::new();
+                self.bytes = 0;
+            }
+        }
+    }
+}
+
+impl Default for Outbox {
+    fn default() -> Outbox {
+        Outbox::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker_ref;
+
+    const BOUNDS: Bounds = Bounds { events: 2, bytes: 100 };
+
+    fn poll(outbox: &Outbox) -> Poll<Batch> {
+        outbox.poll_batch(&mut Context::from_waker(noop_waker_ref()))
+    }
+
+    #[test]
+    fn batches_everything_queued() {
+        let outbox = Outbox::new();
+        assert!(poll(&outbox).is_pending());
+        assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS), Push::Queued);
+        assert_eq!(outbox.push(Bytes::from_static(b"b"), BOUNDS), Push::Queued);
+        match poll(&outbox) {
+            Poll::Ready(Batch::Frames(frames)) => assert_eq!(frames, vec!["a", "b"]),
+            _ => panic!("expected frames"),
+        }
+        assert!(poll(&outbox).is_pending());
+    }
+
+    #[test]
+    fn overflow_closes_as_slow_and_drops_the_backlog() {
+        let outbox = Outbox::new();
+        outbox.push(Bytes::from_static(b"a"), BOUNDS);
+        outbox.push(Bytes::from_static(b"b"), BOUNDS);
+        assert_eq!(outbox.push(Bytes::from_static(b"c"), BOUNDS), Push::Overflowed);
+        assert!(matches!(poll(&outbox), Poll::Ready(Batch::Closed(CloseReason::Slow))));
+        assert_eq!(outbox.push(Bytes::from_static(b"d"), BOUNDS), Push::Closed);
+    }
+
+    #[test]
+    fn byte_bound_applies_too() {
+        let outbox = Outbox::new();
+        assert_eq!(outbox.push(Bytes::from(vec![0; 101]), BOUNDS), Push::Overflowed);
+        assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS), Push::Closed);
+    }
+
+    #[test]
+    fn shutdown_delivers_what_was_queued_first() {
+        let outbox = Outbox::new();
+        outbox.push(Bytes::from_static(b"a"), BOUNDS);
+        outbox.close(CloseReason::Shutdown);
+        assert!(matches!(poll(&outbox), Poll::Ready(Batch::Frames(_))));
+        assert!(matches!(poll(&outbox), Poll::Ready(Batch::Closed(CloseReason::Shutdown))));
+    }
+}

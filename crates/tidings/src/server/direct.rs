@@ -1,0 +1,181 @@
+//! The direct path: plain HTTP/1.1 event streams without hyper.
+//!
+//! A subscriber connection is the product's unit of cost. Through hyper an
+//! idle HTTP/1.1 stream keeps the connection's read and write buffers and a
+//! dispatcher state machine alive for hours; here, once the request head is
+//! parsed, its buffer is freed and the connection is only a socket, the
+//! subscriber's queue and a small task. Every other request (and HTTP/2)
+//! goes to hyper with the bytes already read put back in front.
+
+use super::rewind::Rewind;
+use crate::http::subscribe;
+use crate::http::{HubHttp, Reply};
+use crate::stream::EventStream;
+use bytes::{Buf, Bytes};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Longest request head accepted on this path; longer ones go to hyper,
+/// which answers them itself.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most buffers per vectored write (below every platform's IOV_MAX).
+const MAX_IOV: usize = 512;
+
+/// What to do with a fresh connection after looking at its first request.
+pub enum Route {
+    /// The connection was a GET event stream and has been served.
+    Served,
+    /// Anything else: serve it with hyper, replaying what was read.
+    Hyper(Rewind<TcpStream>),
+}
+
+pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
+    let mut head = Vec::with_capacity(1024);
+    loop {
+        if head.len() >= MAX_HEAD || head.starts_with(b"PRI ") {
+            return Ok(Route::Hyper(Rewind::new(head.into(), stream)));
+        }
+        if head.capacity() == head.len() {
+            head.reserve(head.len());
+        }
+        if stream.read_buf(&mut head).await? == 0 {
+            return Ok(Route::Served);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&head) {
+            Ok(httparse::Status::Partial) => continue,
+            Ok(httparse::Status::Complete(_)) if is_event_stream(&request, http) => {
+                let target = request.path.unwrap_or("/");
+                let query = target.split_once('?').map_or("", |(_, q)| q).as_bytes().to_vec();
+                let headers = header_map(request.headers);
+                drop(head);
+                serve(stream, http, &query, &headers).await?;
+                return Ok(Route::Served);
+            }
+            // Other requests, and malformed ones hyper will answer 400.
+            _ => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
+        }
+    }
+}
+
+fn is_event_stream(request: &httparse::Request<'_, '_>, http: &HubHttp) -> bool {
+    let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
+    request.method == Some("GET")
+        && path == http.hub.config().path()
+        // hyper handles upgrades and pipelined bodies.
+        && !request.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("upgrade")
+                || h.name.eq_ignore_ascii_case("content-length")
+                || h.name.eq_ignore_ascii_case("transfer-encoding")
+        })
+}
+
+fn header_map(raw: &[httparse::Header<'_>]) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(raw.len());
+    for header in raw {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(header.name.as_bytes()),
+            HeaderValue::from_bytes(header.value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+async fn serve(mut stream: TcpStream, http: &HubHttp, query: &[u8], headers: &HeaderMap) -> io::Result<()> {
+    let events = match subscribe::open(http, query, None, headers) {
+        Ok(opened) => {
+            stream.write_all(&response_head(200, "OK", &opened.headers, None)).await?;
+            opened.stream
+        }
+        Err(reply) => return write_reply(&mut stream, reply).await,
+    };
+    pump(stream, events).await
+}
+
+/// Writes the stream's batches until it ends or the client goes away.
+async fn pump(mut stream: TcpStream, mut events: EventStream) -> io::Result<()> {
+    loop {
+        let batch = tokio::select! {
+            batch = poll_fn(|cx| events.poll_batch(cx)) => batch,
+            closed = peer_closed(&stream) => {
+                closed?;
+                return Ok(());
+            }
+        };
+        match batch {
+            Some(mut frames) => write_frames(&mut stream, &mut frames).await?,
+            None => return stream.shutdown().await,
+        }
+    }
+}
+
+/// Resolves when the client closes its side; stray bytes are discarded.
+async fn peer_closed(stream: &TcpStream) -> io::Result<()> {
+    let mut sink = [0u8; 64];
+    loop {
+        stream.readable().await?;
+        match stream.try_read(&mut sink) {
+            Ok(0) => return Ok(()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes every frame, as few system calls as the kernel allows.
+async fn write_frames(stream: &mut TcpStream, frames: &mut [Bytes]) -> io::Result<()> {
+    let mut first = 0;
+    while first < frames.len() {
+        let slices: Vec<IoSlice<'_>> = frames[first..]
+            .iter()
+            .take(MAX_IOV)
+            .map(|frame| IoSlice::new(frame))
+            .collect();
+        let mut written = stream.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let frame = &mut frames[first];
+            let step = written.min(frame.len());
+            frame.advance(step);
+            written -= step;
+            if frame.is_empty() {
+                first += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write_reply(stream: &mut TcpStream, reply: Reply) -> io::Result<()> {
+    let head = response_head(reply.status.as_u16(), reply.status.canonical_reason().unwrap_or(""), &reply.headers, Some(reply.body.len()));
+    stream.write_all(&head).await?;
+    stream.write_all(&reply.body).await?;
+    stream.shutdown().await
+}
+
+/// The response head. Streams are delimited by closing the connection,
+/// which every HTTP/1.x client and proxy understands and costs no framing.
+fn response_head(status: u16, reason: &str, headers: &HeaderMap, length: Option<usize>) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if let Some(length) = length {
+        head.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    head
+}

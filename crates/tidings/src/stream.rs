@@ -1,0 +1,189 @@
+//! One subscription's stream of frames: what it missed, then live events.
+//!
+//! The same stream feeds the hand-written HTTP/1.1 writer (which takes a
+//! batch and writes it with one vectored write) and hyper, for HTTP/2, TLS
+//! and applications that mount the hub's routes in their own server.
+
+use crate::frame;
+use crate::hub::Core;
+use crate::outbox::{Batch, CloseReason};
+use crate::subscriber::Subscriber;
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+pub struct EventStream {
+    core: Arc<Core>,
+    subscriber: Arc<Subscriber>,
+    phase: Phase,
+    /// The cursor the client resumed from, echoed in `Mercure-Last-Event-ID`.
+    resumed_from: Option<String>,
+}
+
+enum Phase {
+    /// The opening comment (and `retry:`), which flushes the response head.
+    Open { replay: Option<u64>, live_after: u64 },
+    /// Replaying history after `after`, up to the first live sequence.
+    Replay { after: u64, live_after: u64 },
+    Live,
+    Done,
+}
+
+impl EventStream {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        subscriber: Arc<Subscriber>,
+        replay_from: Option<(u64, String)>,
+        live_after: u64,
+    ) -> EventStream {
+        let (replay, resumed_from) = match replay_from {
+            Some((seq, answer)) => (Some(seq), Some(answer)),
+            None => (None, None),
+        };
+        EventStream {
+            core,
+            subscriber,
+            phase: Phase::Open { replay, live_after },
+            resumed_from,
+        }
+    }
+
+    /// The value of the `Mercure-Last-Event-ID` response header, when the
+    /// request carried a cursor.
+    pub fn resumed_from(&self) -> Option<&str> {
+        self.resumed_from.as_deref()
+    }
+
+    /// The identifier the hub gave this subscriber.
+    pub fn subscriber_id(&self) -> String {
+        format!("urn:uuid:{}", self.subscriber.identifier)
+    }
+
+    /// The next frames to write, or `None` when the stream is over.
+    pub fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Bytes>>> {
+        loop {
+            match self.phase {
+                Phase::Open { replay, live_after } => {
+                    let mut opening = Vec::with_capacity(2);
+                    if let Some(retry) = self.core.config.retry {
+                        opening.push(frame::retry(retry));
+                    }
+                    opening.push(frame::KEEP_ALIVE);
+                    self.phase = match replay {
+                        Some(after) if after < live_after => Phase::Replay { after, live_after },
+                        _ => Phase::Live,
+                    };
+                    return Poll::Ready(Some(opening));
+                }
+                Phase::Replay { after, live_after } => match self.replay_batch(after, live_after) {
+                    Ok(Some(frames)) => return Poll::Ready(Some(frames)),
+                    Ok(None) => self.phase = Phase::Live,
+                    Err(error) => {
+                        tracing::warn!(%error, "ending a stream: history read failed");
+                        self.phase = Phase::Done;
+                    }
+                },
+                Phase::Live => {
+                    return match self.subscriber.outbox.poll_batch(cx) {
+                        Poll::Ready(Batch::Frames(frames)) => Poll::Ready(Some(frames)),
+                        Poll::Ready(Batch::Closed(reason)) => {
+                            self.log_close(reason);
+                            self.phase = Phase::Done;
+                            Poll::Ready(None)
+                        }
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+                Phase::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// Reads history in batches, keeping what this subscriber listens to and
+    /// may read; `None` once it reaches the live point.
+    fn replay_batch(&mut self, after: u64, live_after: u64) -> Result<Option<Vec<Bytes>>, crate::history::HistoryError> {
+        let mut after = after;
+        loop {
+            let events = self.core.history.read_after(after, self.core.config.replay_batch)?;
+            let Some(last) = events.last() else {
+                return Ok(None);
+            };
+            let reached_live = last.seq >= live_after;
+            after = last.seq.min(live_after);
+            let frames: Vec<Bytes> = events
+                .iter()
+                .take_while(|event| event.seq <= live_after)
+                .filter(|event| self.subscriber.listens_to(event) && self.subscriber.may_receive(event))
+                .map(|event| event.frame.clone())
+                .collect();
+            if reached_live {
+                self.phase = Phase::Live;
+            } else {
+                self.phase = Phase::Replay { after, live_after };
+            }
+            if !frames.is_empty() {
+                return Ok(Some(frames));
+            }
+            if reached_live {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn log_close(&self, reason: CloseReason) {
+        let id = &self.subscriber.identifier;
+        tracing::debug!(subscriber = %id, "stream closed: {}", reason.as_str());
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.core.index.lock().remove(&self.subscriber);
+        let metrics = &self.core.metrics;
+        metrics.subscribers.dec();
+        metrics.subscriptions.dec_by(self.subscriber.matchers.len() as i64);
+    }
+}
+
+/// An [`EventStream`] as an HTTP response body.
+pub struct EventBody {
+    stream: EventStream,
+}
+
+impl EventBody {
+    pub fn new(stream: EventStream) -> EventBody {
+        EventBody { stream }
+    }
+}
+
+impl Body for EventBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.stream.poll_batch(cx) {
+            // One data frame per batch: hyper then writes the batch at once.
+            Poll::Ready(Some(frames)) => Poll::Ready(Some(Ok(Frame::data(concat(frames))))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+fn concat(frames: Vec<Bytes>) -> Bytes {
+    if frames.len() == 1 {
+        return frames.into_iter().next().expect("one frame");
+    }
+    let mut out = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+    for frame in frames {
+        out.extend_from_slice(&frame);
+    }
+    out.freeze()
+}

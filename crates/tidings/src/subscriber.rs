@@ -1,0 +1,83 @@
+//! One subscriber connection as the hub sees it: what it listens to, what it
+//! may read, and the queue its writer drains.
+//!
+//! This struct is most of what a connected client costs, so it stays small:
+//! no buffers while idle, no timer of its own (the hub's sweeper handles
+//! keep-alives and deadlines for everyone).
+
+use crate::auth::Grants;
+use crate::event::Event;
+use crate::matcher::Matcher;
+use crate::outbox::Outbox;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Subscriber {
+    /// The hub's handle for this connection; never reused.
+    pub(crate) key: u64,
+    /// Identifies the subscriber in subscription events and the API.
+    pub(crate) identifier: uuid::Uuid,
+    pub(crate) matchers: Box<[Arc<Matcher>]>,
+    /// `None` for anonymous subscribers: they never read private updates.
+    pub(crate) grants: Option<Arc<Grants>>,
+    pub(crate) outbox: Outbox,
+    /// When the hub must close the stream (token `exp`, maximum lifetime).
+    pub(crate) deadline: Option<Instant>,
+    /// The last event sequence dispatched here; dedupes an update that
+    /// reaches the subscriber through several topics or matchers.
+    last_seq: AtomicU64,
+    /// Sweeper ticks since the last frame was queued, for keep-alives.
+    idle_ticks: AtomicU32,
+}
+
+impl Subscriber {
+    pub(crate) fn new(
+        key: u64,
+        identifier: uuid::Uuid,
+        matchers: Box<[Arc<Matcher>]>,
+        grants: Option<Arc<Grants>>,
+        deadline: Option<Instant>,
+    ) -> Subscriber {
+        Subscriber {
+            key,
+            identifier,
+            matchers,
+            grants,
+            outbox: Outbox::new(),
+            deadline,
+            last_seq: AtomicU64::new(0),
+            idle_ticks: AtomicU32::new(0),
+        }
+    }
+
+    /// True the first time an event is offered during its dispatch.
+    pub(crate) fn first_offer(&self, seq: u64) -> bool {
+        self.last_seq.swap(seq, Ordering::Relaxed) != seq
+    }
+
+    pub(crate) fn listens_to(&self, event: &Event) -> bool {
+        event
+            .topics()
+            .any(|topic| self.matchers.iter().any(|m| m.matches(topic)))
+    }
+
+    /// Private updates need a grant matching at least one of their topics.
+    pub(crate) fn may_receive(&self, event: &Event) -> bool {
+        !event.private
+            || self
+                .grants
+                .as_ref()
+                .is_some_and(|grants| grants.may_read(event.topics()))
+    }
+
+    pub(crate) fn mark_active(&self) {
+        self.idle_ticks.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts one sweeper tick; true when the connection has been idle for
+    /// `limit` ticks and needs a keep-alive.
+    pub(crate) fn tick_idle(&self, limit: u32) -> bool {
+        self.idle_ticks.fetch_add(1, Ordering::Relaxed) + 1 >= limit
+    }
+}
