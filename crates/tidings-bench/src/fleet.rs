@@ -1,0 +1,213 @@
+//! Opening and holding many subscriptions at once.
+//!
+//! A fleet is a set of subscription tasks feeding one [`Tally`]. Opening
+//! is throttled by a semaphore so that a burst of SYNs does not overflow a
+//! server's accept backlog and turn into one-second retransmit stalls that
+//! would measure the kernel instead of the server.
+
+use crate::h1;
+use crate::h2;
+use crate::source::Sources;
+use crate::tally::Tally;
+use crate::target::Template;
+use anyhow::Context;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+/// One subscription to open.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub url: Template,
+    pub topic: String,
+}
+
+/// How subscriptions reach the server.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport {
+    /// One HTTP/1.1 connection per subscription.
+    Http1,
+    /// Subscriptions spread over this many HTTP/2 connections.
+    Http2 { connections: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub transport: Transport,
+    pub sources: Sources,
+    /// Connections (or streams) being opened at the same time.
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub headers: Vec<(String, String)>,
+}
+
+/// How opening went.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub opened: usize,
+    pub failed: usize,
+    pub elapsed: Duration,
+    pub first_error: Option<String>,
+}
+
+pub struct Fleet {
+    tasks: JoinSet<()>,
+    /// Subscriptions that ended after they had been established.
+    ended: Arc<AtomicU64>,
+}
+
+impl Fleet {
+    /// Opens `subs[i]` as subscriber `i` of `tally` and waits until every
+    /// one is established or has failed, or `options.timeout` has passed.
+    pub async fn open(
+        subs: Vec<Subscription>,
+        tally: Arc<Tally>,
+        options: &Options,
+    ) -> anyhow::Result<(Fleet, Setup)> {
+        let total = subs.len();
+        let start = Instant::now();
+        let mut fleet = Fleet {
+            tasks: JoinSet::new(),
+            ended: Arc::new(AtomicU64::new(0)),
+        };
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+        let headers: Arc<[(String, String)]> = options.headers.clone().into();
+        let mut setup = Setup {
+            opened: 0,
+            failed: 0,
+            elapsed: Duration::ZERO,
+            first_error: None,
+        };
+        {
+            let opening = fleet.spawn_all(subs, tally, options, headers, ready_tx);
+            let deadline = tokio::time::sleep(options.timeout);
+            tokio::pin!(opening, deadline);
+            let mut spawned = false;
+            while setup.opened + setup.failed < total {
+                tokio::select! {
+                    done = &mut opening, if !spawned => {
+                        done?;
+                        spawned = true;
+                    }
+                    Some(result) = ready_rx.recv() => match result {
+                        Ok(()) => setup.opened += 1,
+                        Err(e) => {
+                            setup.failed += 1;
+                            setup.first_error.get_or_insert(e);
+                        }
+                    },
+                    () = &mut deadline => {
+                        setup.failed = total - setup.opened;
+                        setup.first_error.get_or_insert(format!(
+                            "not established within {:?}",
+                            options.timeout
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        setup.elapsed = start.elapsed();
+        Ok((fleet, setup))
+    }
+
+    /// Subscriptions that the server ended while they were expected to stay.
+    pub fn ended(&self) -> u64 {
+        self.ended.load(Relaxed)
+    }
+
+    /// Closes every subscription.
+    pub async fn close(mut self) {
+        self.tasks.shutdown().await;
+    }
+
+    async fn spawn_all(
+        &mut self,
+        subs: Vec<Subscription>,
+        tally: Arc<Tally>,
+        options: &Options,
+        headers: Arc<[(String, String)]>,
+        ready: mpsc::UnboundedSender<Result<(), String>>,
+    ) -> anyhow::Result<()> {
+        let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+        let connections = match options.transport {
+            Transport::Http1 => Vec::new(),
+            Transport::Http2 { connections } => {
+                let server = subs
+                    .first()
+                    .map(|s| s.url.addr())
+                    .context("no subscribers")?;
+                let mut sends = Vec::with_capacity(connections);
+                for i in 0..connections.max(1) {
+                    let stream = options.sources.connect(i, server).await?;
+                    let (send, driver) = h2::connect(stream).await?;
+                    self.tasks.spawn(driver);
+                    sends.push(send);
+                }
+                sends
+            }
+        };
+        for (i, sub) in subs.into_iter().enumerate() {
+            let permit = permits.clone().acquire_owned().await?;
+            let tally = tally.clone();
+            let headers = headers.clone();
+            let ready = ready.clone();
+            let ended = self.ended.clone();
+            let sources = options.sources;
+            let timeout = options.timeout;
+            let send =
+                (!connections.is_empty()).then(|| connections[i % connections.len()].clone());
+            self.tasks.spawn(async move {
+                let mut pending = Some((permit, ready));
+                let signal = || {
+                    if let Some((permit, ready)) = pending.take() {
+                        drop(permit);
+                        let _ = ready.send(Ok(()));
+                    }
+                };
+                let on_event = |e: crate::sse::Event<'_>| tally.observe(i, e.data);
+                let header_refs: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let result = match send {
+                    Some(send) => {
+                        let url = sub.url.url_for(&sub.topic);
+                        h2::subscribe(send, &url, &header_refs, signal, on_event).await
+                    }
+                    None => {
+                        let request = h1::request(
+                            sub.url.authority(),
+                            &sub.url.path_for(&sub.topic),
+                            &header_refs,
+                        );
+                        match tokio::time::timeout(timeout, sources.connect(i, sub.url.addr()))
+                            .await
+                        {
+                            Ok(Ok(stream)) => {
+                                h1::subscribe(stream, &request, signal, on_event).await
+                            }
+                            Ok(Err(e)) => Err(e.into()),
+                            Err(_) => Err(anyhow::anyhow!("connect timed out")),
+                        }
+                    }
+                };
+                match pending.take() {
+                    Some((_, ready)) => {
+                        let reason = match result {
+                            Err(e) => format!("{e:#}"),
+                            Ok(()) => "closed before answering".to_string(),
+                        };
+                        let _ = ready.send(Err(reason));
+                    }
+                    None => {
+                        ended.fetch_add(1, Relaxed);
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! tidings-bench: opens many SSE subscriptions against a server on
+//! loopback, publishes through the server's own API, and measures memory,
+//! CPU, throughput, latency and correctness. See docs/benchmarks.md.
+
+mod chunked;
+mod cli;
+mod fleet;
+mod h1;
+mod h2;
+mod limits;
+mod payload;
+mod procfs;
+mod publish;
+mod report;
+mod scenario;
+mod source;
+mod sse;
+mod table;
+mod tally;
+mod target;
+mod token;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use report::Status;
+use std::process::ExitCode;
+
+fn main() -> anyhow::Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Run(args) => {
+            let limit = limits::raise_nofile()?;
+            if args.subs as u64 + 64 > limit {
+                eprintln!(
+                    "warning: {} subscribers need more than the open-file limit of {limit}",
+                    args.subs
+                );
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.threads.max(1))
+                .enable_all()
+                .build()?;
+            let ctx = scenario::Context::new(*args)?;
+            let report = runtime.block_on(scenario::run(&ctx))?;
+            eprint!("{report}");
+            println!("{}", report.json_line());
+            Ok(match report.status {
+                Status::Failed => ExitCode::FAILURE,
+                _ => ExitCode::SUCCESS,
+            })
+        }
+        Command::Table(args) => {
+            let results = std::fs::read_to_string(&args.results)?;
+            let reports = table::parse(&results)?;
+            let doc = std::fs::read_to_string(&args.doc)?;
+            let doc = table::splice(&doc, &reports, &args.baseline, &args.note)?;
+            std::fs::write(&args.doc, doc)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
