@@ -1,0 +1,325 @@
+//! `tidings serve`: settings from flags, `TIDINGS_…` variables and a TOML
+//! file (in that order of precedence), then the hub on a socket.
+
+use crate::token::parse_duration;
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tidings::auth::{AuthConfig, Generation, KeySet, KeySource, Role, TokenRequest};
+use tidings::{Bounds, Hub, HubConfig, MemoryHistory};
+use url::Url;
+
+/// Every setting is optional here so that a flag, a variable or the file
+/// can each provide it; defaults apply last.
+#[derive(Args, Serialize, Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeArgs {
+    /// A TOML file with any of these settings (keys spelled like the flags).
+    #[arg(long, env = "TIDINGS_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TIDINGS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// The hub's public URL, as clients reach it (behind a proxy, say)
+    /// [default: http://LISTEN/.well-known/mercure].
+    #[arg(long, env = "TIDINGS_PUBLIC_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<Url>,
+    /// HMAC secret verifying both publisher and subscriber tokens. Without any
+    /// key, a random one is generated and a publisher token printed.
+    #[arg(long, env = "TIDINGS_JWT_KEY", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_key: Option<String>,
+    /// HMAC secret for publisher tokens only.
+    #[arg(long, env = "TIDINGS_PUBLISHER_JWT_KEY", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher_jwt_key: Option<String>,
+    /// HMAC secret for subscriber tokens only.
+    #[arg(long, env = "TIDINGS_SUBSCRIBER_JWT_KEY", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscriber_jwt_key: Option<String>,
+    /// PEM public key (RSA, EC, Ed25519) verifying publisher tokens.
+    #[arg(long, env = "TIDINGS_PUBLISHER_JWT_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher_jwt_key_file: Option<PathBuf>,
+    /// PEM public key verifying subscriber tokens.
+    #[arg(long, env = "TIDINGS_SUBSCRIBER_JWT_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscriber_jwt_key_file: Option<PathBuf>,
+    /// An authorization server's JWK Set URL, refreshed periodically.
+    #[arg(long, env = "TIDINGS_JWKS_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// The `iss` the configured keys sign for [default: the hub's origin].
+    #[arg(long, env = "TIDINGS_JWT_ISSUER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_issuer: Option<String>,
+    /// Accepted signature algorithms, comma-separated [default: HS*, RS*, PS*, ES256, ES384, EdDSA].
+    #[arg(long, env = "TIDINGS_JWT_ALGORITHMS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_algorithms: Option<Vec<String>>,
+    /// Serve subscribers without a token (public updates only) [default: true].
+    #[arg(long, env = "TIDINGS_ANONYMOUS", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anonymous: Option<bool>,
+    /// Serve the deployed draft-07 generation too [default: true].
+    #[arg(long, env = "TIDINGS_LEGACY", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<bool>,
+    /// Accept draft-07's `authorization` query parameter (tokens in URLs get logged) [default: false].
+    #[arg(long, env = "TIDINGS_LEGACY_QUERY_TOKEN", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_query_token: Option<bool>,
+    /// Origins allowed cross-origin with credentials, comma-separated; `*` allows any origin without credentials.
+    #[arg(long, env = "TIDINGS_CORS_ORIGINS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_origins: Option<Vec<String>>,
+    /// Idle time before a keep-alive comment [default: 25s].
+    #[arg(long, env = "TIDINGS_KEEP_ALIVE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<String>,
+    /// Close streams after this long so clients re-authenticate [default: none].
+    #[arg(long, env = "TIDINGS_MAX_LIFETIME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<String>,
+    /// Reconnection delay sent to clients as `retry:`, in milliseconds.
+    #[arg(long, env = "TIDINGS_RETRY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u64>,
+    /// Events kept in history [default: 100000].
+    #[arg(long, env = "TIDINGS_RETAIN_EVENTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_events: Option<usize>,
+    /// Bytes of events kept in history [default: 268435456].
+    #[arg(long, env = "TIDINGS_RETAIN_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_bytes: Option<usize>,
+    /// Events queued for one subscriber before it is disconnected as slow [default: 4096].
+    #[arg(long, env = "TIDINGS_QUEUE_EVENTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_events: Option<usize>,
+    /// Bytes queued for one subscriber before it is disconnected as slow [default: 4194304].
+    #[arg(long, env = "TIDINGS_QUEUE_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_bytes: Option<usize>,
+    /// Subscriber connections served at once; more get 429 [default: 1000000].
+    #[arg(long, env = "TIDINGS_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Largest publish body, in bytes [default: 1048576].
+    #[arg(long, env = "TIDINGS_MAX_BODY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<usize>,
+    /// PEM certificate chain: serve HTTPS (HTTP/2 through ALPN).
+    #[arg(long, env = "TIDINGS_TLS_CERT", requires = "tls_key")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TIDINGS_TLS_KEY", requires = "tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a generated self-signed certificate for localhost.
+    #[arg(long, env = "TIDINGS_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_self_signed: Option<bool>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TIDINGS_LOG_FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. `info` or `tidings=debug` [default: info].
+    #[arg(long, env = "TIDINGS_LOG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// How long shutdown waits for connections to close [default: 10s].
+    #[arg(long, env = "TIDINGS_SHUTDOWN_GRACE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<String>,
+}
+
+impl ServeArgs {
+    /// Flags and variables over the file's values.
+    fn merged(self) -> anyhow::Result<ServeArgs> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let mut merged = serde_json::to_value(file)?;
+        let overrides = serde_json::to_value(&self)?;
+        if let (Some(base), Some(top)) = (merged.as_object_mut(), overrides.as_object()) {
+            base.extend(top.clone());
+        }
+        serde_json::from_value(merged).with_context(|| format!("in {}", path.display()))
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let args = args.merged()?;
+    init_logs(&args)?;
+    let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let tls = crate::tls::acceptor(&args)?;
+    let url = match &args.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let (scheme, host) = match &tls {
+                Some((_, true)) => ("https", format!("localhost:{}", bound.port())),
+                Some(_) => ("https", bound.to_string()),
+                None => ("http", bound.to_string()),
+            };
+            Url::parse(&format!("{scheme}://{host}/.well-known/mercure"))?
+        }
+    };
+    let (auth, dev_secret) = auth_config(&args, &url)?;
+    let mut config = HubConfig::new(url.clone(), auth.clone());
+    config.anonymous = args.anonymous.unwrap_or(true);
+    config.legacy = auth.legacy;
+    config.cors_origins = args.cors_origins.clone().unwrap_or_default();
+    config.retry = args.retry;
+    if let Some(keep_alive) = duration(&args.keep_alive)? {
+        config.keep_alive = keep_alive;
+    }
+    config.max_lifetime = duration(&args.max_lifetime)?;
+    config.queue = Bounds {
+        events: args.queue_events.unwrap_or(config.queue.events),
+        bytes: args.queue_bytes.unwrap_or(config.queue.bytes),
+    };
+    config.limits.connections = args.max_connections.unwrap_or(config.limits.connections);
+    config.limits.body = args.max_body.unwrap_or(config.limits.body);
+    let history = Arc::new(MemoryHistory::new(
+        args.retain_events.unwrap_or(100_000),
+        args.retain_bytes.unwrap_or(256 << 20),
+    ));
+    let hub = Hub::start(config, history).await.context("cannot start the hub")?;
+    println!("tidings hub: {url}");
+    if let Some(secret) = dev_secret {
+        let token = dev_token(&secret, &auth, &url)?;
+        println!("publisher token (valid 24h, any topic): {token}");
+    }
+    tracing::info!(%url, %bound, tls = tls.is_some(), "listening");
+    let grace = duration(&args.shutdown_grace)?.unwrap_or(Duration::from_secs(10));
+    tidings::server::serve(listener, hub, tls.map(|(acceptor, _)| acceptor), shutdown_signal(), grace).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Builds the token settings; returns the generated secret when no key was
+/// configured (a development hub).
+fn auth_config(args: &ServeArgs, url: &Url) -> anyhow::Result<(AuthConfig, Option<String>)> {
+    let mut auth = AuthConfig {
+        audience: url.to_string(),
+        legacy: args.legacy.unwrap_or(true),
+        query_token: args.legacy_query_token.unwrap_or(false),
+        ..AuthConfig::default()
+    };
+    if let Some(names) = &args.jwt_algorithms {
+        auth.algorithms = names
+            .iter()
+            .map(|name| name.trim().parse().map_err(|_| anyhow::anyhow!("unknown JWT algorithm `{name}`")))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    let issuer = Some(args.jwt_issuer.clone().unwrap_or_else(|| url.origin().ascii_serialization()));
+    let publisher = keys(&args.publisher_jwt_key, &args.publisher_jwt_key_file, &args.jwt_key)?;
+    let subscriber = keys(&args.subscriber_jwt_key, &args.subscriber_jwt_key_file, &args.jwt_key)?;
+    let mut dev_secret = None;
+    let (publisher, subscriber) = if publisher.is_empty() && subscriber.is_empty() && args.jwks_url.is_none() {
+        let secret = random_secret();
+        dev_secret = Some(secret.clone());
+        (vec![KeySource::Secret(secret.clone())], vec![KeySource::Secret(secret)])
+    } else {
+        (publisher, subscriber)
+    };
+    auth.publisher = KeySet {
+        issuer: issuer.clone(),
+        keys: publisher,
+        jwks_url: args.jwks_url.clone(),
+        ..KeySet::default()
+    };
+    auth.subscriber = KeySet {
+        issuer,
+        keys: subscriber,
+        jwks_url: args.jwks_url.clone(),
+        ..KeySet::default()
+    };
+    Ok((auth, dev_secret))
+}
+
+fn keys(secret: &Option<String>, file: &Option<PathBuf>, shared: &Option<String>) -> anyhow::Result<Vec<KeySource>> {
+    let mut keys = Vec::new();
+    if let Some(secret) = secret.as_ref().or(shared.as_ref()) {
+        if secret.is_empty() {
+            bail!("a JWT key must not be empty");
+        }
+        keys.push(KeySource::Secret(secret.clone()));
+    }
+    if let Some(path) = file {
+        let pem = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        keys.push(KeySource::Pem(pem));
+    }
+    Ok(keys)
+}
+
+fn random_secret() -> String {
+    use rand::RngExt;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn dev_token(secret: &str, auth: &AuthConfig, url: &Url) -> anyhow::Result<String> {
+    let request = TokenRequest {
+        generation: Generation::Draft08,
+        role: Role::Publisher,
+        topics: vec!["*".into()],
+        ttl: Some(Duration::from_secs(24 * 3600)),
+        issuer: auth.publisher.issuer.clone().unwrap_or_default(),
+        audience: url.to_string(),
+        subject: "tidings-dev".into(),
+        payload: None,
+        algorithm: "HS256".parse().map_err(|_| anyhow::anyhow!("HS256 unsupported"))?,
+    };
+    Ok(tidings::auth::mint(&request, &KeySource::Secret(secret.into()))?)
+}
+
+fn duration(text: &Option<String>) -> anyhow::Result<Option<Duration>> {
+    text.as_deref()
+        .map(|t| parse_duration(t).map_err(anyhow::Error::msg))
+        .transpose()
+}
+
+fn init_logs(args: &ServeArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(args.log.as_deref().unwrap_or("info"))
+        .context("--log is not a valid filter")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format.as_deref().unwrap_or("text") {
+        "text" => builder.init(),
+        "json" => builder.json().init(),
+        other => bail!("unknown log format `{other}` (use text or json)"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or(());
+}

@@ -1,0 +1,207 @@
+//! What the integration tests share: a real hub process on an ephemeral
+//! port, tokens, and an SSE client over a real socket.
+#![allow(dead_code)]
+
+#[path = "../../src/sse.rs"]
+mod sse;
+
+pub use sse::Message;
+
+use futures_util::StreamExt;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tidings::auth::{mint, Generation, KeySource, Role, TokenRequest};
+
+pub const SECRET: &str = "integration-test-secret";
+
+/// A `tidings serve` process, killed when dropped.
+pub struct Hub {
+    pub child: Child,
+    pub url: String,
+    pub origin: String,
+}
+
+impl Hub {
+    pub fn start(extra: &[&str]) -> Hub {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--jwt-key", SECRET, "--log", "warn"];
+        args.extend_from_slice(extra);
+        Hub::start_with(&args)
+    }
+
+    /// Starts with exactly these arguments; waits for the hub's URL line.
+    pub fn start_with(args: &[&str]) -> Hub {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tidings");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("a line").expect("utf-8");
+        let url = first.strip_prefix("tidings hub: ").expect("the hub URL line").to_string();
+        // Keep draining stdout so the hub never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let origin = url::Url::parse(&url).unwrap().origin().ascii_serialization();
+        Hub { child, url, origin }
+    }
+
+    pub fn publisher_token(&self) -> String {
+        token(Generation::Draft08, Role::Publisher, &["*"], &self.url, None)
+    }
+
+    pub fn subscriber_token(&self, topics: &[&str]) -> String {
+        token(Generation::Draft08, Role::Subscriber, topics, &self.url, None)
+    }
+
+    /// Publishes with the given form pairs; returns status and body.
+    pub async fn post(&self, token: Option<&str>, form: &[(&str, &str)]) -> (u16, String) {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut request = client()
+            .post(&self.url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("publish request");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// Publishes `data` on `topic` and returns the event id.
+    pub async fn publish(&self, topic: &str, data: &str) -> String {
+        let (status, body) = self.post(Some(&self.publisher_token()), &[("topic", topic), ("data", data)]).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub fn subscribe_url(&self, query: &str) -> String {
+        format!("{}?{}", self.url, query)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn token(generation: Generation, role: Role, topics: &[&str], hub_url: &str, ttl: Option<Duration>) -> String {
+    let origin = url::Url::parse(hub_url).unwrap().origin().ascii_serialization();
+    let request = TokenRequest {
+        generation,
+        role,
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        ttl: Some(ttl.unwrap_or(Duration::from_secs(3600))),
+        issuer: origin,
+        audience: hub_url.to_string(),
+        subject: "test".into(),
+        payload: None,
+        algorithm: "HS256".parse().unwrap(),
+    };
+    mint(&request, &KeySource::Secret(SECRET.into())).unwrap()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// An open event stream read over a real connection.
+pub struct Stream {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    parser: sse::Parser,
+    queued: std::collections::VecDeque<Message>,
+    /// Raw text seen so far, comments included.
+    pub raw: String,
+}
+
+impl Stream {
+    pub async fn open(url: &str, headers: &[(&str, &str)]) -> Stream {
+        let mut request = reqwest::Client::new().get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("subscribe request");
+        Stream {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: Box::pin(response.bytes_stream()),
+            parser: sse::Parser::default(),
+            queued: Default::default(),
+            raw: String::new(),
+        }
+    }
+
+    /// The next event, or `None` if the stream ends or `wait` passes.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Message> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(message) = self.queued.pop_front() {
+                return Some(message);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??.ok()?;
+            self.raw.push_str(&String::from_utf8_lossy(&chunk));
+            self.queued.extend(self.parser.feed(&chunk));
+        }
+    }
+
+    pub async fn next(&mut self) -> Message {
+        self.next_within(Duration::from_secs(10)).await.expect("an event within 10 s")
+    }
+
+    /// Collects `n` events.
+    pub async fn take(&mut self, n: usize) -> Vec<Message> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next().await);
+        }
+        out
+    }
+
+    /// True when the server ends the stream within `wait`.
+    pub async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(chunk))) => self.raw.push_str(&String::from_utf8_lossy(&chunk)),
+            }
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+    }
+}
+
+/// Lets a just-opened subscription register before publishing: the stream
+/// opens with a comment once the hub has registered it.
+pub async fn opened(url: &str) -> Stream {
+    let mut stream = Stream::open(url, &[]).await;
+    assert_eq!(stream.status, 200);
+    stream.wait_registered().await;
+    stream
+}
+
+impl Stream {
+    /// Reads the opening comment, which the hub sends after registering.
+    pub async fn wait_registered(&mut self) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+            .await
+            .expect("opening bytes")
+            .expect("stream open")
+            .expect("bytes");
+        self.raw.push_str(&String::from_utf8_lossy(&chunk));
+        self.queued.extend(self.parser.feed(&chunk));
+    }
+}
