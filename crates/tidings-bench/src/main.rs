@@ -20,9 +20,9 @@ mod tally;
 mod target;
 mod token;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use cli::{Cli, Command};
-use report::Status;
+use report::{Report, Status};
 use std::process::ExitCode;
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -39,8 +39,19 @@ fn main() -> anyhow::Result<ExitCode> {
                 .worker_threads(args.threads.max(1))
                 .enable_all()
                 .build()?;
+            let server = args.server.clone();
+            let scenario = args
+                .scenario
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string());
             let ctx = scenario::Context::new(*args)?;
-            let report = runtime.block_on(scenario::run(&ctx))?;
+            // An error (say, the server refusing connections) is still a
+            // result: the comparison table must show it as a failure.
+            let report = runtime.block_on(scenario::run(&ctx)).unwrap_or_else(|e| {
+                let mut report = Report::new(&server, &scenario);
+                report.fail(format!("{e:#}"));
+                report
+            });
             eprint!("{report}");
             println!("{}", report.json_line());
             Ok(match report.status {

@@ -2,6 +2,8 @@
 //! port, tokens, and an SSE client over a real socket.
 #![allow(dead_code)]
 
+pub mod programs;
+
 #[path = "../../src/sse.rs"]
 mod sse;
 

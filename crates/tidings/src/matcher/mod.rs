@@ -9,7 +9,7 @@ mod pattern;
 mod template;
 
 pub use pattern::PatternError;
-pub use template::{TemplateError, UriTemplate, Value, Variables};
+pub use template::{UriTemplate, Value, Variables};
 
 use pattern::UrlPatternMatcher;
 use std::fmt;
@@ -55,8 +55,6 @@ pub enum MatcherError {
     TooLong(usize),
     #[error("is not a valid URL pattern: {0}")]
     Pattern(#[from] PatternError),
-    #[error("is not a valid URI template: {0}")]
-    Template(#[from] TemplateError),
 }
 
 /// A compiled matcher.
@@ -94,10 +92,11 @@ impl Matcher {
             MatchKind::UrlPattern => {
                 Compiled::Pattern(Box::new(UrlPatternMatcher::parse(source, base)?))
             }
-            MatchKind::Selector if UriTemplate::is_template(source) => {
-                Compiled::Template(Box::new(UriTemplate::parse(source)?))
-            }
-            MatchKind::Selector => Compiled::Exact,
+            // Draft-07: a selector that is not a valid template is a plain string.
+            MatchKind::Selector => match UriTemplate::parse(source) {
+                Ok(template) if UriTemplate::is_template(source) => Compiled::Template(Box::new(template)),
+                _ => Compiled::Exact,
+            },
         };
         Ok(Matcher {
             kind,
@@ -206,6 +205,7 @@ mod tests {
             Err(MatcherError::TooLong(64))
         ));
         assert!(Matcher::parse(MatchKind::UrlPattern, "https://example.com/(", &base, 64).is_err());
-        assert!(Matcher::parse(MatchKind::Selector, "https://example.com/{", &base, 64).is_err());
+        let broken = Matcher::parse(MatchKind::Selector, "https://example.com/{", &base, 64).unwrap();
+        assert!(broken.is_exact(), "an invalid template is a plain string");
     }
 }
