@@ -6,18 +6,8 @@
 //! (`match`, `authorization_details` tokens) and the deployed draft-07
 //! (`topic`, `mercure` claims).
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
-//! use tidings::{Hub, HubConfig, MemoryHistory, Update};
-//!
-//! let url = "http://localhost:8080/.well-known/mercure".parse()?;
-//! let config = HubConfig::new(url, tidings::auth::AuthConfig::with_secret("change me", "http://localhost:8080/.well-known/mercure"));
-//! let hub = Hub::start(config, Arc::new(MemoryHistory::new(10_000, 64 << 20))).await?;
-//! let app = axum::Router::new().merge(tidings::http::router(hub.clone()));
-//! hub.publish(Update::new("https://example.com/books/1", "{\"title\":\"Dune\"}")).await?;
-//! # let _ = app; Ok(()) }
-//! ```
+//! See `examples/embedded.rs` for a hub mounted in an application's own
+//! axum server and publishing in-process.
 
 pub mod auth;
 pub mod config;

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tidings::auth::{mint, Generation, KeySource, Role, TokenRequest};
 
-pub const SECRET: &str = "integration-test-secret";
+pub const SECRET: &str = "integration-test-secret-of-32-bytes!";
 
 /// A `tidings serve` process, killed when dropped.
 pub struct Hub {
@@ -33,8 +33,14 @@ impl Hub {
 
     /// Starts with exactly these arguments; waits for the hub's URL line.
     pub fn start_with(args: &[&str]) -> Hub {
+        Hub::start_env(args, &[])
+    }
+
+    /// Starts with these arguments and environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Hub {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,306 @@
+//! What operators meet: health, metrics, CORS, metadata, limits, slow
+//! consumers, HTTP/2, TLS and graceful shutdown, over real sockets.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+use support::{opened, Hub};
+
+async fn get(url: &str) -> reqwest::Response {
+    reqwest::get(url).await.unwrap()
+}
+
+#[tokio::test]
+async fn health_readiness_page_and_metrics() {
+    let hub = Hub::start(&[]);
+    assert_eq!(get(&format!("{}/healthz", hub.origin)).await.status(), 200);
+    assert_eq!(get(&format!("{}/readyz", hub.origin)).await.status(), 200);
+    let page = get(&format!("{}/", hub.origin)).await.text().await.unwrap();
+    assert!(page.contains("EventSource") && page.contains(&hub.url), "{page}");
+    let mut stream = opened(&hub.subscribe_url("match=m")).await;
+    hub.publish("m", "x").await;
+    stream.next().await;
+    let metrics = get(&format!("{}/metrics", hub.origin)).await.text().await.unwrap();
+    for line in [
+        "tidings_subscribers 1",
+        "tidings_subscriptions 1",
+        "tidings_updates_published_total 1",
+        "tidings_updates_delivered_total 1",
+        "tidings_slow_disconnects_total 0",
+        "tidings_publish_duration_seconds_count 1",
+        "tidings_history_events",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_describes_the_hub() {
+    let hub = Hub::start(&[]);
+    let url = format!("{}/.well-known/oauth-protected-resource/.well-known/mercure", hub.origin);
+    let document: serde_json::Value = serde_json::from_str(&get(&url).await.text().await.unwrap()).unwrap();
+    assert_eq!(document["resource"], hub.url);
+    assert_eq!(document["authorization_details_types_supported"][0], "https://mercure.rocks/authorization-detail");
+    assert_eq!(document["bearer_methods_supported"][0], "header");
+    assert_eq!(document["mercure_cookie"], "__Secure-mercure_access_token");
+}
+
+#[tokio::test]
+async fn cors_allows_listed_origins_only_and_never_star_with_credentials() {
+    let hub = Hub::start(&["--cors-origins", "https://app.example,https://admin.example"]);
+    let client = reqwest::Client::new();
+    let allowed = client.get(hub.subscribe_url("match=c")).header("origin", "https://app.example").send().await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
+    let denied = client.get(hub.subscribe_url("match=c")).header("origin", "https://evil.example").send().await.unwrap();
+    assert!(denied.headers().get("access-control-allow-origin").is_none());
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, &hub.url)
+        .header("origin", "https://admin.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://admin.example");
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("Authorization"));
+
+    let public = Hub::start(&["--cors-origins", "*"]);
+    let any = client.get(public.subscribe_url("match=c")).header("origin", "https://any.example").send().await.unwrap();
+    assert_eq!(any.headers()["access-control-allow-origin"], "*");
+    assert!(any.headers().get("access-control-allow-credentials").is_none());
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_get_429() {
+    let hub = Hub::start(&["--max-connections", "2"]);
+    let _a = opened(&hub.subscribe_url("match=a")).await;
+    let _b = opened(&hub.subscribe_url("match=b")).await;
+    let refused = get(&hub.subscribe_url("match=c")).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.text().await.unwrap().contains("limit of 2"));
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Subscribers that never read are disconnected when their queue fills, so
+/// the hub's memory stays bounded however long publishing goes on.
+#[tokio::test]
+async fn slow_consumers_are_disconnected_and_memory_stays_bounded() {
+    use tokio::io::AsyncWriteExt;
+    let hub = Hub::start(&["--queue-events", "64", "--queue-bytes", "65536", "--retain-events", "1000"]);
+    let address = hub.origin.trim_start_matches("http://").to_string();
+    let mut sleepers = Vec::new();
+    for _ in 0..1000 {
+        let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        // A tiny receive window so the kernel cannot absorb the backlog.
+        let request = "GET /.well-known/mercure?match=flood HTTP/1.1\r\nHost: x\r\n\r\n";
+        socket.write_all(request.as_bytes()).await.unwrap();
+        sleepers.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let payload = "y".repeat(2000);
+    let token = hub.publisher_token();
+    let mut samples = Vec::new();
+    for round in 0..6 {
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (url, token, payload) = (hub.url.clone(), token.clone(), payload.clone());
+            tasks.push(tokio::spawn(async move {
+                let client = support::client();
+                for _ in 0..100 {
+                    let body = format!("topic=flood&data={payload}");
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        if round >= 2 {
+            samples.push(rss_kib(hub.pid()));
+        }
+    }
+    let metrics = get(&format!("{}/metrics", hub.origin)).await.text().await.unwrap();
+    let slow: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tidings_slow_disconnects_total "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(slow >= 900, "expected most sleepers disconnected as slow, got {slow}");
+    // 2,400 events of 2 KB to 1,000 subscribers would be 4.8 GB unbounded.
+    let (first, last) = (samples[0], *samples.last().unwrap());
+    assert!(last < 256 * 1024, "RSS {last} KiB");
+    assert!(last < first * 2 + 16 * 1024, "RSS kept growing: {samples:?}");
+    drop(sleepers);
+}
+
+#[tokio::test]
+async fn http2_cleartext_subscriptions_multiplex() {
+    let hub = Hub::start(&[]);
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let mut bodies = Vec::new();
+    for n in 0..20 {
+        let response = client.get(hub.subscribe_url(&format!("match=h2-{n}"))).send().await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        bodies.push(response);
+    }
+    use futures_util::StreamExt;
+    let mut streams: Vec<_> = bodies.into_iter().map(|r| r.bytes_stream()).collect();
+    for stream in &mut streams {
+        stream.next().await.unwrap().unwrap();
+    }
+    for n in 0..20 {
+        hub.publish(&format!("h2-{n}"), &format!("over h2 {n}")).await;
+    }
+    for (n, stream) in streams.iter_mut().enumerate() {
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&chunk).contains(&format!("data: over h2 {n}")));
+    }
+}
+
+#[tokio::test]
+async fn self_signed_tls_serves_http2_through_alpn() {
+    let hub = Hub::start(&["--tls-self-signed"]);
+    assert!(hub.url.starts_with("https://localhost:"), "{}", hub.url);
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let response = client.get(hub.subscribe_url("match=tls")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+}
+
+#[tokio::test]
+async fn sigterm_ends_streams_cleanly_and_exits() {
+    let mut hub = Hub::start(&[]);
+    let mut stream = opened(&hub.subscribe_url("match=bye")).await;
+    Command::new("kill").args(["-TERM", &hub.pid().to_string()]).status().unwrap();
+    assert!(stream.ends_within(Duration::from_secs(5)).await, "stream not ended by shutdown");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = hub.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "hub did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn settings_come_from_flags_then_environment_then_file() {
+    let dir = std::env::temp_dir().join(format!("tidings-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tidings.toml");
+    std::fs::write(&file, "retry = 111\nkeep-alive = \"10s\"\nmax-connections = 5\n").unwrap();
+    let path = file.to_str().unwrap();
+    let hub = Hub::start(&["--config", path, "--retry", "222"]);
+    let mut stream = opened(&hub.subscribe_url("match=c")).await;
+    hub.publish("c", "x").await;
+    stream.next().await;
+    assert!(stream.raw.starts_with("retry: 222\n"), "flag must win: {:?}", stream.raw);
+    drop(stream);
+    let args = ["serve", "--listen", "127.0.0.1:0", "--jwt-key", support::SECRET, "--config", path];
+    let from_env = Hub::start_env(&args, &[("TIDINGS_RETRY", "333")]);
+    let mut stream = opened(&from_env.subscribe_url("match=c")).await;
+    from_env.publish("c", "x").await;
+    stream.next().await;
+    assert!(stream.raw.starts_with("retry: 333\n"), "variable must beat the file: {:?}", stream.raw);
+    let from_file = Hub::start(&["--config", path]);
+    let mut stream = opened(&from_file.subscribe_url("match=c")).await;
+    from_file.publish("c", "x").await;
+    stream.next().await;
+    assert!(stream.raw.starts_with("retry: 111\n"), "file value expected: {:?}", stream.raw);
+}
+
+#[tokio::test]
+async fn bad_settings_fail_with_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--keep-alive", "soon"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("tidings: ") && stderr.contains("soon"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_cli_publishes_subscribes_and_mints_tokens() {
+    let hub = Hub::start(&[]);
+    let bin = env!("CARGO_BIN_EXE_tidings");
+    let token = Command::new(bin)
+        .args(["token", "--jwt-key", support::SECRET, "--issuer", &hub.origin, "--audience", &hub.url])
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let reader = std::process::Command::new(bin)
+        .args(["subscribe", "--hub", &hub.url, "--match", "cli", "--json", "--count", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the subscription is registered before publishing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = get(&format!("{}/metrics", hub.origin)).await.text().await.unwrap();
+        if metrics.contains("tidings_subscribers 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for data in ["first", "second\nline"] {
+        let published = Command::new(bin)
+            .args(["publish", "--hub", &hub.url, "--token", &token, "--topic", "cli", "--type", "note", data])
+            .output()
+            .unwrap();
+        assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+        assert!(String::from_utf8_lossy(&published.stdout).starts_with("urn:uuid:"));
+    }
+    let output = reader.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["data"], "first");
+    assert_eq!(lines[1]["data"], "second\nline");
+    assert_eq!(lines[1]["type"], "note");
+    let refused = Command::new(bin)
+        .args(["publish", "--hub", &hub.url, "--token", "bad", "--topic", "cli", "x"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+}
+
+#[tokio::test]
+async fn keep_alive_is_sent_over_http2_too() {
+    let hub = Hub::start(&["--keep-alive", "200ms"]);
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let response = client.get(hub.subscribe_url("match=k")).send().await.unwrap();
+    use futures_util::StreamExt;
+    let mut body = response.bytes_stream();
+    let mut comments = 0;
+    while comments < 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), body.next()).await.unwrap().unwrap().unwrap();
+        comments += String::from_utf8_lossy(&chunk).matches(":\n\n").count();
+    }
+}
