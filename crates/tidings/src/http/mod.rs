@@ -52,22 +52,31 @@ impl HubHttp {
     }
 }
 
-/// Every route of the hub, ready to be served or nested.
+/// The protocol's routes (the hub URL and its protected resource
+/// metadata), for applications that mount the hub in their own server.
 pub fn router(hub: Hub) -> Router {
-    router_from(Arc::new(HubHttp::new(hub)))
+    protocol(Arc::new(HubHttp::new(hub)))
 }
 
-pub(crate) fn router_from(http: Arc<HubHttp>) -> Router {
+fn protocol(http: Arc<HubHttp>) -> Router {
     let hub_path = http.hub.config().path().to_string();
     let metadata_path = http.metadata_path.clone();
     Router::new()
         .route(&hub_path, any(hub_endpoint))
         .route(&metadata_path, get(page::metadata))
+        .with_state(http)
+}
+
+/// Everything the standalone hub serves: the protocol, the welcome page,
+/// health, readiness and metrics.
+pub(crate) fn standalone(http: Arc<HubHttp>) -> Router {
+    let operations = Router::new()
         .route("/", get(page::welcome))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(page::ready))
         .route("/metrics", get(page::metrics))
-        .with_state(http)
+        .with_state(http.clone());
+    protocol(http).merge(operations)
 }
 
 /// The hub URL: GET and QUERY subscribe, POST publishes, OPTIONS preflights.

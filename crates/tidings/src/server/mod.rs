@@ -28,7 +28,7 @@ pub async fn serve(
     grace: Duration,
 ) -> io::Result<()> {
     let http = Arc::new(HubHttp::new(hub.clone()));
-    let router = crate::http::router_from(http.clone());
+    let router = crate::http::standalone(http.clone());
     let graceful = GracefulShutdown::new();
     let mut spare = Spare::reserve();
     tokio::pin!(shutdown);
