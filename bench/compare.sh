@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# Runs tidings and its peers through the same load generator and scenarios,
+# one server at a time on loopback, and writes the comparison table into
+# docs/benchmarks.md.
+#
+#   bench/compare.sh            full run: installs missing peers, writes docs/benchmarks.md
+#   bench/compare.sh --smoke    tiny sizes, a few seconds per scenario, for CI;
+#                               skips peers that are not installed; leaves docs alone
+#
+# Sizes can be changed with the flags listed by --help. Results (one JSON
+# line per server and scenario) go to bench/results/. Exits non-zero if any
+# run lost or duplicated events or failed outright; with
+# TIDINGS_TEST_REQUIRE_ALL=1, a peer that cannot be run is a failure too.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+SMOKE=0
+INSTALL=auto
+SERVERS="tidings,naive-axum,node,nchan,pushpin"
+SCENARIOS="idle,fanout,topics,patterns,replay,h2"
+SUBS=10000           # idle, fanout and h2 subscribers
+FANOUT_RATE=50       # events/s in fanout and h2
+TOPIC_SUBS=10000     # topics: one subscriber per topic
+TOPIC_RATE=5000      # events/s spread over the topics
+PATTERN_SUBS=2000    # patterns: half URL patterns, half URI templates
+PATTERN_RATE=5000
+REPLAY_SUBS=1000     # clients reconnecting at once
+BEHIND=1000          # events each of them missed
+H2_CONNECTIONS=100
+DURATION=5           # seconds of publishing
+SETTLE=1
+DRAIN=5
+DOC="$ROOT/docs/benchmarks.md"
+JWT_KEY="tidings-bench-key-$(date +%s)"
+
+usage() {
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  cat <<EOF
+
+Options (defaults in brackets):
+  --smoke                 tiny sizes for CI
+  --install / --no-install  install missing peers with apt-get [full run: yes, smoke: no]
+  --servers LIST          [$SERVERS]
+  --scenarios LIST        [$SCENARIOS]
+  --subs N                idle/fanout/h2 subscribers [$SUBS]
+  --fanout-rate R         [$FANOUT_RATE]
+  --topic-subs N          [$TOPIC_SUBS]
+  --topic-rate R          [$TOPIC_RATE]
+  --pattern-subs N        [$PATTERN_SUBS]
+  --pattern-rate R        [$PATTERN_RATE]
+  --replay-subs N         [$REPLAY_SUBS]
+  --behind N              [$BEHIND]
+  --h2-connections K      [$H2_CONNECTIONS]
+  --duration S            [$DURATION]
+EOF
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=1 ;;
+    --install) INSTALL=yes ;;
+    --no-install) INSTALL=no ;;
+    --servers) SERVERS=$2; shift ;;
+    --scenarios) SCENARIOS=$2; shift ;;
+    --subs) SUBS=$2; shift ;;
+    --fanout-rate) FANOUT_RATE=$2; shift ;;
+    --topic-subs) TOPIC_SUBS=$2; shift ;;
+    --topic-rate) TOPIC_RATE=$2; shift ;;
+    --pattern-subs) PATTERN_SUBS=$2; shift ;;
+    --pattern-rate) PATTERN_RATE=$2; shift ;;
+    --replay-subs) REPLAY_SUBS=$2; shift ;;
+    --behind) BEHIND=$2; shift ;;
+    --h2-connections) H2_CONNECTIONS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ "$SMOKE" = 1 ]; then
+  SUBS=200; FANOUT_RATE=20
+  TOPIC_SUBS=200; TOPIC_RATE=200
+  PATTERN_SUBS=200; PATTERN_RATE=200
+  REPLAY_SUBS=50; BEHIND=1000
+  H2_CONNECTIONS=10
+  DURATION=1; SETTLE=0.3; DRAIN=3
+fi
+[ "$INSTALL" = auto ] && { [ "$SMOKE" = 1 ] && INSTALL=no || INSTALL=yes; }
+
+# Every subscription is a file descriptor, in this script's children too.
+ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+
+log() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+loud() { printf '\n\033[1;33m!!!!! %s\033[0m\n' "$*" >&2; }
+
+WORK=$(mktemp -d /tmp/tidings-compare.XXXXXX)
+RESULTS_DIR="$ROOT/bench/results"
+mkdir -p "$RESULTS_DIR"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS="$RESULTS_DIR/$([ "$SMOKE" = 1 ] && echo smoke || echo full)-$STAMP.jsonl"
+: > "$RESULTS"
+
+SERVER_PIDS=()
+stop_server() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${SERVER_PIDS[@]}"; do
+    # Bounded wait, then force.
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PIDS=()
+}
+cleanup() { stop_server; rm -rf "$WORK"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() {
+  local port=$1
+  for _ in $(seq 150); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+record() { # server scenario status reason
+  printf '{"server":"%s","scenario":"%s","status":"%s","reason":"%s"}\n' "$1" "$2" "$3" "$4" >> "$RESULTS"
+}
+
+APT_UPDATED=0
+apt_install() {
+  [ "$INSTALL" = yes ] || return 1
+  command -v apt-get >/dev/null || return 1
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    apt-get update -qq >&2 || return 1
+    APT_UPDATED=1
+  fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# ---- building ---------------------------------------------------------------
+
+log "building tidings-bench and naive-axum (release)"
+cargo build --release -q -p tidings-bench >&2
+BENCH="$ROOT/target/release/tidings-bench"
+NAIVE="$ROOT/target/release/naive-axum"
+
+TIDINGS_OK=0
+if [[ ",$SERVERS," == *,tidings,* ]]; then
+  log "building tidings (release)"
+  if cargo build --release -q --bin tidings >&2; then
+    TIDINGS_OK=1
+  else
+    loud "tidings does not build: its column will say skipped"
+  fi
+fi
+
+# ---- servers ------------------------------------------------------------------
+# Each start_<server> starts the server for one scenario, sets SERVER_PIDS
+# and the variables the load generator needs, and fails if it cannot run.
+
+PORT=18080
+
+start_tidings() {
+  "$ROOT/target/release/tidings" serve --listen "127.0.0.1:$PORT" --jwt-key "$JWT_KEY" \
+    --history memory > "$WORK/tidings.log" 2>&1 &
+  SERVER_PIDS=($!)
+  SUB_URL="http://127.0.0.1:$PORT/.well-known/mercure?topic={topic}"
+  PATTERN_URL="http://127.0.0.1:$PORT/.well-known/mercure?match_urlpattern={topic}"
+  H2_URL=$SUB_URL
+  PUB_METHOD=mercure
+  PUB_URL="http://127.0.0.1:$PORT/.well-known/mercure"
+  PIDS=$!
+  wait_port "$PORT"
+}
+
+start_naive_axum() {
+  "$NAIVE" "127.0.0.1:$PORT" > "$WORK/naive-axum.log" 2>&1 &
+  SERVER_PIDS=($!)
+  SUB_URL="http://127.0.0.1:$PORT/events?topic={topic}"
+  H2_URL=$SUB_URL
+  PUB_METHOD=post
+  PUB_URL="http://127.0.0.1:$PORT/publish?topic={topic}"
+  PIDS=$!
+  wait_port "$PORT"
+}
+
+start_node() {
+  node "$ROOT/bench/peers/node-sse.js" "$PORT" > "$WORK/node.log" 2>&1 &
+  SERVER_PIDS=($!)
+  SUB_URL="http://127.0.0.1:$PORT/events?topic={topic}"
+  H2_URL=
+  PUB_METHOD=post
+  PUB_URL="http://127.0.0.1:$PORT/publish?topic={topic}"
+  PIDS=$!
+  wait_port "$PORT"
+}
+
+NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+start_nchan() {
+  local dir="$WORK/nginx" user
+  mkdir -p "$dir/tmp"
+  user=$(id -un)
+  # `user` only matters when the master runs as root; as anyone else
+  # nginx keeps the current user and ignores it with a notice.
+  cat > "$dir/nginx.conf" <<EOF
+load_module $NCHAN_MODULE;
+user $user;
+worker_processes $(nproc);
+worker_rlimit_nofile $NOFILE;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+  worker_connections $NOFILE;
+  multi_accept on;
+}
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  # Room for ten thousand channels and their buffered messages.
+  nchan_max_reserved_memory 512M;
+  nchan_subscriber_timeout 0;
+  server {
+    listen 127.0.0.1:$PORT backlog=4096;
+    include $dir/locations.conf;
+  }
+  server {
+    listen 127.0.0.1:$((PORT + 1)) http2 backlog=4096;
+    include $dir/locations.conf;
+  }
+}
+EOF
+  cat > "$dir/locations.conf" <<'EOF'
+location = /events {
+  nchan_subscriber eventsource;
+  nchan_channel_id $arg_topic;
+}
+location = /pub {
+  nchan_publisher;
+  nchan_channel_id $arg_id;
+}
+EOF
+  nginx -p "$dir" -c "$dir/nginx.conf" > "$dir/stderr.log" 2>&1 &
+  SERVER_PIDS=($!)
+  SUB_URL="http://127.0.0.1:$PORT/events?topic={topic}"
+  H2_URL="http://127.0.0.1:$((PORT + 1))/events?topic={topic}"
+  PUB_METHOD=nchan
+  PUB_URL="http://127.0.0.1:$PORT/pub?id={topic}"
+  PIDS=$!
+  wait_port "$PORT"
+}
+
+start_pushpin() {
+  local dir="$WORK/pushpin" origin=$((PORT + 1))
+  mkdir -p "$dir/run" "$dir/log"
+  node "$ROOT/bench/peers/pushpin-origin.js" "$origin" > "$dir/origin.log" 2>&1 &
+  local origin_pid=$!
+  SERVER_PIDS=($origin_pid)
+  wait_port "$origin" || return 1
+  echo "* 127.0.0.1:$origin" > "$dir/routes"
+  # The packaged configuration, moved to a private run directory, bound to
+  # loopback, with its own zurl (the packaged one expects a system-wide zurl
+  # service for requests to the origin), and with the handler's publish rate
+  # limit (2,500 messages/s by default) lifted so it does not cap fan-out.
+  local zurl="ipc://$dir/run/pushpin-zurl"
+  sed -e "s|^rundir=.*|rundir=$dir/run|" \
+      -e "s|^services=.*|services=condure,zurl,pushpin-proxy,pushpin-handler|" \
+      -e "s|^\[proxy\]|[proxy]\nzurl_out_specs=$zurl-in\nzurl_out_stream_specs=$zurl-in-stream\nzurl_in_specs=$zurl-out|" \
+      -e "s|^logdir=.*|logdir=$dir/log|" \
+      -e "s|^http_port=.*|http_port=127.0.0.1:$PORT|" \
+      -e "s|^routesfile=.*|routesfile=$dir/routes|" \
+      -e "s|^client_maxconn=.*|client_maxconn=$NOFILE|" \
+      -e "s|^message_rate=.*|message_rate=10000000|" \
+      -e "s|^message_hwm=.*|message_hwm=10000000|" \
+      -e "s|^updates_check=.*|updates_check=off|" \
+      /etc/pushpin/pushpin.conf > "$dir/pushpin.conf"
+  pushpin --config "$dir/pushpin.conf" > "$dir/stderr.log" 2>&1 &
+  SERVER_PIDS=($! $origin_pid)
+  SUB_URL="http://127.0.0.1:$PORT/events?topic={topic}"
+  H2_URL=
+  PUB_METHOD=pushpin
+  PUB_URL="http://127.0.0.1:5561/publish/"
+  PIDS="$!,$origin_pid"
+  wait_port "$PORT" && wait_port 5561
+}
+
+available() { # server -> 0 if it can run here, installing it if allowed
+  case "$1" in
+    tidings) [ "$TIDINGS_OK" = 1 ] ;;
+    naive-axum) [ -x "$NAIVE" ] ;;
+    node) command -v node >/dev/null || apt_install nodejs ;;
+    nchan)
+      { command -v nginx >/dev/null && [ -f "$NCHAN_MODULE" ]; } \
+        || apt_install nginx libnginx-mod-nchan ;;
+    pushpin)
+      { { command -v pushpin >/dev/null && [ -f /etc/pushpin/pushpin.conf ]; } \
+          || apt_install pushpin; } \
+        && { command -v node >/dev/null || apt_install nodejs; } ;;
+    *) return 1 ;;
+  esac
+}
+
+supports() { # server scenario -> 0 if the server has the feature
+  case "$2" in
+    patterns|replay) [ "$1" = tidings ] ;;
+    h2) [ "$1" = tidings ] || [ "$1" = naive-axum ] || [ "$1" = nchan ] ;;
+    *) return 0 ;;
+  esac
+}
+
+# ---- running ------------------------------------------------------------------
+
+FAILED=0
+run_one() { # server scenario
+  local server=$1 scenario=$2 args
+  args=(--rate 0 --duration 0)
+  case "$scenario" in
+    idle) args=(--subs "$SUBS" --rate 0 --duration 0) ;;
+    fanout) args=(--subs "$SUBS" --rate "$FANOUT_RATE" --duration "$DURATION") ;;
+    h2) args=(--subs "$SUBS" --rate "$FANOUT_RATE" --duration "$DURATION" --connections "$H2_CONNECTIONS") ;;
+    topics) args=(--subs "$TOPIC_SUBS" --rate "$TOPIC_RATE" --duration "$DURATION") ;;
+    patterns) args=(--subs "$PATTERN_SUBS" --rate "$PATTERN_RATE" --duration "$DURATION") ;;
+    replay) args=(--subs "$REPLAY_SUBS" --behind "$BEHIND" --rate 0) ;;
+  esac
+  if ! "start_${server//-/_}"; then
+    loud "$server did not start; see its log below"
+    tail -n 20 "$WORK"/*.log "$WORK"/*/*.log 2>/dev/null >&2 || true
+    stop_server
+    record "$server" "$scenario" FAILED "server did not start"
+    FAILED=1
+    return
+  fi
+  local url=$SUB_URL
+  [ "$scenario" = h2 ] && url=$H2_URL
+  log "$server / $scenario"
+  if ! "$BENCH" run --server "$server" --scenario "$scenario" \
+      --subscribe-url "$url" ${PATTERN_URL:+--pattern-url "$PATTERN_URL"} \
+      --publish "$PUB_METHOD" --publish-url "$PUB_URL" --jwt-key "$JWT_KEY" \
+      --pids "$PIDS" --with-children \
+      --settle "$SETTLE" --drain "$DRAIN" "${args[@]}" >> "$RESULTS"; then
+    FAILED=1
+  fi
+  stop_server
+  PATTERN_URL=
+}
+
+for server in ${SERVERS//,/ }; do
+  if ! available "$server"; then
+    loud "SKIPPING $server: not installed here (run without --smoke, or with --install, to install it)"
+    for scenario in ${SCENARIOS//,/ }; do record "$server" "$scenario" skipped "not installed"; done
+    [ "${TIDINGS_TEST_REQUIRE_ALL:-0}" = 1 ] && FAILED=1
+    continue
+  fi
+  for scenario in ${SCENARIOS//,/ }; do
+    if supports "$server" "$scenario"; then
+      run_one "$server" "$scenario"
+    else
+      record "$server" "$scenario" n/a "no such feature"
+    fi
+  done
+done
+
+# ---- the table ---------------------------------------------------------------
+
+MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+MEM=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+NOTES=(
+  --note "Machine: $(nproc) cores, ${MODEL:-unknown CPU}, $MEM of memory; open-file limit $NOFILE per process."
+  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), bench/compare.sh$([ "$SMOKE" = 1 ] && echo ' --smoke'): idle, fanout and h2 with $SUBS subscribers (h2 over $H2_CONNECTIONS connections), fanout and h2 at $FANOUT_RATE events/s, topics $TOPIC_SUBS subscribers at $TOPIC_RATE events/s, patterns $PATTERN_SUBS subscribers at $PATTERN_RATE events/s, $DURATION s of publishing; replay $REPLAY_SUBS clients each $BEHIND events behind."
+)
+if [ "$SMOKE" = 1 ]; then
+  OUT="$RESULTS_DIR/benchmarks-smoke.md"
+  cp "$DOC" "$OUT"
+else
+  OUT=$DOC
+fi
+"$BENCH" table --results "$RESULTS" --doc "$OUT" "${NOTES[@]}"
+log "results: $RESULTS; table: $OUT"
+if [ "$FAILED" != 0 ]; then
+  loud "some runs FAILED (lost or duplicated events, or a server that could not run); see above"
+  exit 1
+fi
