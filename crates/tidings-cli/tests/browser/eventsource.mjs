@@ -42,7 +42,10 @@ const context = await chromium.launchPersistentContext(profile, {
 
 try {
   const page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (message) => console.error(`[page] ${message.text()}`));
+  // The page's messages help when a test fails; the missing favicon is noise.
+  page.on('console', (message) => {
+    if (!message.location().url.endsWith('/favicon.ico')) console.error(`[page] ${message.text()}`);
+  });
   await page.goto(spec.origin + '/');
 
   // Resolves when every source has opened once: the hub registers a

@@ -3,6 +3,7 @@
 //! but a loud one; CI sets `TIDINGS_TEST_REQUIRE_ALL=1` so that a missing
 //! program fails instead of quietly skipping the test.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const REQUIRE_ALL: &str = "TIDINGS_TEST_REQUIRE_ALL";
@@ -16,7 +17,9 @@ pub fn require_program(name: &str) -> Option<PathBuf> {
     if std::env::var(REQUIRE_ALL).as_deref() == Ok("1") {
         panic!("{name} not found on PATH, and {REQUIRE_ALL}=1 makes that a failure");
     }
-    eprintln!(
+    // Straight to stderr: the test harness captures eprintln! of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n********\nSKIPPED: {name} not found on PATH; this test did not run. \
          Install {name}, or set {REQUIRE_ALL}=1 to make this a failure.\n********\n"
     );
@@ -26,13 +29,16 @@ pub fn require_program(name: &str) -> Option<PathBuf> {
 /// The first executable file called `name` in a `PATH` directory.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 #[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(not(unix))]
