@@ -44,21 +44,52 @@ pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
         if stream.read_buf(&mut head).await? == 0 {
             return Ok(Route::Served);
         }
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&head) {
-            Ok(httparse::Status::Partial) => continue,
-            Ok(httparse::Status::Complete(_)) if is_event_stream(&request, http) => {
-                let target = request.path.unwrap_or("/");
-                let query = target.split_once('?').map_or("", |(_, q)| q).as_bytes().to_vec();
-                let headers = header_map(request.headers);
-                drop(head);
-                serve(stream, http, &query, &headers).await?;
+        match open_from_head(&head, http) {
+            Parsed::Partial => continue,
+            Parsed::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
+            Parsed::Refused(reply) => {
+                write_reply(&mut stream, reply).await?;
                 return Ok(Route::Served);
             }
-            // Other requests, and malformed ones hyper will answer 400.
-            _ => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
+            Parsed::Opened(response_head, events) => {
+                stream.write_all(&response_head).await?;
+                // The stream gets a task of its own, holding only the socket
+                // and the subscription: nothing of the request survives.
+                tokio::spawn(async move {
+                    if let Err(error) = pump(stream, events).await {
+                        tracing::debug!(%error, "event stream ended with an error");
+                    }
+                });
+                return Ok(Route::Served);
+            }
         }
+    }
+}
+
+enum Parsed {
+    Partial,
+    Other,
+    Refused(Reply),
+    Opened(Vec<u8>, EventStream),
+}
+
+/// Parses the request head and, for a GET event stream, opens the
+/// subscription. Synchronous, so nothing it touches lives on in the task.
+fn open_from_head(head: &[u8], http: &HubHttp) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Ok(httparse::Status::Complete(_)) if is_event_stream(&request, http) => {
+            let target = request.path.unwrap_or("/");
+            let query = target.split_once('?').map_or("", |(_, q)| q);
+            match subscribe::open(http, query.as_bytes(), None, &header_map(request.headers)) {
+                Ok(opened) => Parsed::Opened(response_head(200, "OK", &opened.headers, None), opened.stream),
+                Err(reply) => Parsed::Refused(reply),
+            }
+        }
+        // Other requests, and malformed ones hyper will answer 400.
+        _ => Parsed::Other,
     }
 }
 
@@ -85,17 +116,6 @@ fn header_map(raw: &[httparse::Header<'_>]) -> HeaderMap {
         }
     }
     headers
-}
-
-async fn serve(mut stream: TcpStream, http: &HubHttp, query: &[u8], headers: &HeaderMap) -> io::Result<()> {
-    let events = match subscribe::open(http, query, None, headers) {
-        Ok(opened) => {
-            stream.write_all(&response_head(200, "OK", &opened.headers, None)).await?;
-            opened.stream
-        }
-        Err(reply) => return write_reply(&mut stream, reply).await,
-    };
-    pump(stream, events).await
 }
 
 /// Writes the stream's batches until it ends or the client goes away.
