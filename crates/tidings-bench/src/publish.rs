@@ -204,21 +204,37 @@ async fn publish_one(
     conn: &mut Option<http1::SendRequest<Full<Bytes>>>,
     job: &Job,
 ) -> anyhow::Result<()> {
-    if conn.is_none() {
-        let stream = TcpStream::connect(target.url.addr()).await?;
-        stream.set_nodelay(true)?;
-        let (send, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        *conn = Some(send);
+    // A server may close a keep-alive connection between two requests
+    // (Pushpin's control API does); that is no failure, just a reconnect.
+    if let Some(send) = conn.as_mut() {
+        if send.ready().await.is_err() {
+            *conn = None;
+        }
     }
-    let send = conn.as_mut().context("connection just set")?;
+    let send = match conn {
+        Some(send) => send,
+        None => {
+            let stream = TcpStream::connect(target.url.addr()).await?;
+            stream.set_nodelay(true)?;
+            let (send, connection) = http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            conn.insert(send)
+        }
+    };
     send.ready().await?;
     let data = Payload::now(job.stream, job.seq).encode();
     let response = send
         .send_request(target.request(&job.topic, &data)?)
         .await?;
     let status = response.status();
+    let closing = response
+        .headers()
+        .get(http::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     let body = response.into_body().collect().await?.to_bytes();
+    if closing {
+        *conn = None;
+    }
     if !status.is_success() {
         anyhow::bail!(
             "publish answered {status}: {}",

@@ -141,7 +141,7 @@ fn render(reports: &[Report], baseline: &str, notes: &[String]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nEach cell: the figure, then in brackets the ratio to {baseline} (figure ÷ {baseline}'s).\n"
+        "\nEach cell: the figure, then in brackets the ratio to {baseline} (figure ÷ {baseline} figure).\n"
     );
     for scenario in SCENARIOS {
         let find = |server: &str| {
