@@ -76,6 +76,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_LEGACY_QUERY_TOKEN", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_query_token: Option<bool>,
+    /// Active subscriptions: subscription events and the subscription API [default: false].
+    #[arg(long, env = "TIDINGS_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscriptions: Option<bool>,
     /// Origins allowed cross-origin with credentials, comma-separated; `*` allows any origin without credentials.
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,6 +189,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.legacy = auth.legacy;
     config.cors_origins = args.cors_origins.clone().unwrap_or_default();
     config.retry = args.retry;
+    config.subscriptions = args.subscriptions.unwrap_or(false);
     if let Some(keep_alive) = duration(&args.keep_alive)? {
         config.keep_alive = keep_alive;
     }
@@ -193,7 +198,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         events: args.queue_events.unwrap_or(config.queue.events),
         bytes: args.queue_bytes.unwrap_or(config.queue.bytes),
     };
-    config.limits.connections = args.max_connections.unwrap_or(config.limits.connections);
+    let open_files = raise_open_files_limit();
+    // Leave descriptors for publishers, the history store and refusals, so
+    // the subscriber past the limit gets a clean 429 instead of a hang.
+    config.limits.connections = args
+        .max_connections
+        .unwrap_or_else(|| open_files.saturating_sub(RESERVED_FILES).max(1) as usize);
     config.limits.body = args.max_body.unwrap_or(config.limits.body);
     let history = Arc::new(MemoryHistory::new(
         args.retain_events.unwrap_or(100_000),
@@ -205,11 +215,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let token = dev_token(&secret, &auth, &url)?;
         println!("publisher token (valid 24h, any topic): {token}");
     }
-    tracing::info!(%url, %bound, tls = tls.is_some(), "listening");
+    tracing::info!(%url, %bound, tls = tls.is_some(), max_subscribers = hub.config().limits.connections, "listening");
     let grace = duration(&args.shutdown_grace)?.unwrap_or(Duration::from_secs(10));
     tidings::server::serve(listener, hub, tls.map(|(acceptor, _)| acceptor), shutdown_signal(), grace).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Open files kept back from subscribers.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the soft open-files limit to the hard one; returns the limit.
+fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 /// Builds the token settings; returns the generated secret when no key was

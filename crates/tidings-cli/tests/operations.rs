@@ -304,3 +304,50 @@ async fn keep_alive_is_sent_over_http2_too() {
         comments += String::from_utf8_lossy(&chunk).matches(":\n\n").count();
     }
 }
+
+/// Near the open-files limit the hub refuses new subscribers with a clean
+/// 429, logs why, and keeps serving the subscribers it has.
+#[tokio::test]
+async fn the_open_files_limit_refuses_cleanly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let log = std::env::temp_dir().join(format!("tidings-nofile-{}.log", std::process::id()));
+    let command = format!(
+        "ulimit -n 160; exec {} serve --listen 127.0.0.1:0 --jwt-key {} 2>{}",
+        env!("CARGO_BIN_EXE_tidings"),
+        support::SECRET,
+        log.display()
+    );
+    let hub = Hub::start_with_shell(&command);
+    let address = hub.origin.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..110 {
+        let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        socket
+            .write_all(b"GET /.well-known/mercure?match=fd HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        let read = tokio::time::timeout(Duration::from_secs(5), socket.read_exact(&mut head)).await;
+        match &head {
+            _ if read.is_err() => panic!("a connection was left hanging instead of refused"),
+            b"HTTP/1.1 200" => held.push(socket),
+            b"HTTP/1.1 429" => refused += 1,
+            other => panic!("unexpected answer {:?}", String::from_utf8_lossy(other)),
+        }
+    }
+    assert_eq!((held.len(), refused), (96, 14), "160 open files leave 96 subscribers");
+    hub.publish("fd", "still here").await;
+    for socket in held.iter_mut() {
+        let mut buffer = vec![0u8; 4096];
+        let mut text = String::new();
+        while !text.contains("still here") {
+            let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer)).await.unwrap().unwrap();
+            assert!(n > 0, "an existing subscriber was cut off");
+            text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(logged.contains("at the connection limit"), "{logged}");
+}

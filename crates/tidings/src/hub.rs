@@ -16,6 +16,7 @@ use crate::index::Index;
 use crate::matcher::{MatchKind, Matcher, MatcherError};
 use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, Push};
+use crate::presence::Presence;
 use crate::publish::Rejection;
 use crate::stream::EventStream;
 use crate::subscriber::Subscriber;
@@ -30,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 const PUBLISH_QUEUE: usize = 65_536;
 /// Most updates sequenced and written together.
 const BATCH: usize = 1024;
+/// How often history retention runs; a run still going is not doubled.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// A running hub. Cheap to clone; all clones share one hub.
 #[derive(Clone)]
@@ -43,6 +46,8 @@ pub(crate) struct Core {
     pub history: Arc<dyn History>,
     pub index: Mutex<Index>,
     pub metrics: Metrics,
+    /// Active subscriptions; `None`, and free, when the feature is off.
+    pub presence: Option<Presence>,
 }
 
 struct Shared {
@@ -53,9 +58,26 @@ struct Shared {
     shutdown: CancellationToken,
 }
 
-struct Job {
+pub(crate) struct Job {
     update: Update,
     done: oneshot::Sender<Result<SharedEvent, HistoryError>>,
+    /// What a subscription event does to the list of active subscriptions.
+    change: Option<crate::presence::Change>,
+}
+
+impl Job {
+    /// A subscription event: nobody waits for it unless [`Job::notify`] says so.
+    pub(crate) fn announcement(update: Update, change: crate::presence::Change) -> Job {
+        Job {
+            update,
+            done: oneshot::channel().0,
+            change: Some(change),
+        }
+    }
+
+    pub(crate) fn notify(&mut self, done: oneshot::Sender<Result<SharedEvent, HistoryError>>) {
+        self.done = done;
+    }
 }
 
 /// Why a publication failed.
@@ -84,6 +106,8 @@ pub enum SubscribeError {
     TooManyMatchers(usize),
     #[error("the hub is at its limit of {0} subscriber connections")]
     TooManyConnections(usize),
+    #[error("the hub is shutting down")]
+    ShuttingDown,
     #[error(transparent)]
     History(#[from] HistoryError),
 }
@@ -104,11 +128,20 @@ impl Hub {
     pub async fn start(config: HubConfig, history: Arc<dyn History>) -> Result<Hub, crate::StartError> {
         let auth = Authorizer::new(config.auth.clone(), &config.url).await?;
         let last = history.last()?;
+        let (presence, announcements) = match config.subscriptions {
+            true => {
+                let cursor = last.as_ref().map(|(_, id)| id.to_string());
+                let (presence, announcements) = Presence::new(config.path(), cursor);
+                (Some(presence), Some(announcements))
+            }
+            false => (None, None),
+        };
         let core = Arc::new(Core {
             index: Mutex::new(Index::with_last_dispatched(last.as_ref().map_or(0, |(seq, _)| *seq))),
             history,
             metrics: Metrics::new(),
             config,
+            presence,
         });
         let (jobs, queue) = mpsc::channel(PUBLISH_QUEUE);
         let committer = core.clone();
@@ -116,6 +149,9 @@ impl Hub {
             .name("tidings-committer".into())
             .spawn(move || commit_loop(&committer, queue))
             .map_err(|e| crate::StartError::Io(e.to_string()))?;
+        if let Some(announcements) = announcements {
+            tokio::spawn(crate::presence::announce(Arc::downgrade(&core), jobs.downgrade(), announcements));
+        }
         let shutdown = CancellationToken::new();
         tokio::spawn(sweep_loop(Arc::downgrade(&core), shutdown.clone()));
         Ok(Hub {
@@ -161,7 +197,7 @@ impl Hub {
         let (done, result) = oneshot::channel();
         self.shared
             .jobs
-            .send(Job { update, done })
+            .send(Job { update, done, change: None })
             .await
             .map_err(|_| PublishError::ShuttingDown)?;
         let event = result.await.map_err(|_| PublishError::ShuttingDown)??;
@@ -206,12 +242,24 @@ impl Hub {
         ));
         let live_after = {
             let mut index = core.index.lock();
+            // Checked under the lock: shutdown's farewell sees every
+            // subscriber registered before it, and no later one.
+            if self.shared.shutdown.is_cancelled() {
+                return Err(SubscribeError::ShuttingDown);
+            }
             if index.len() >= limits.connections {
                 drop(index);
-                core.metrics.refused.inc();
+                // One line per thousand refusals: a flood must not flood the logs.
+                if core.metrics.refused.inc() % 1000 == 0 {
+                    tracing::warn!(limit = limits.connections, "refusing subscribers: at the connection limit");
+                }
                 return Err(SubscribeError::TooManyConnections(limits.connections));
             }
-            index.insert(subscriber.clone())
+            let live_after = index.insert(subscriber.clone());
+            if let Some(presence) = &core.presence {
+                presence.started(&subscriber);
+            }
+            live_after
         };
         core.metrics.subscribers.inc();
         core.metrics.subscriptions.inc_by(subscriber.matchers.len() as i64);
@@ -250,11 +298,38 @@ impl Hub {
     }
 
     /// Ends every stream cleanly so clients reconnect elsewhere, and stops
-    /// accepting publications.
+    /// accepting publications and subscriptions. With active subscriptions
+    /// on, the end of every subscription is announced first, so that
+    /// watchers still connected hear it; see [`Hub::closed`].
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
-        for subscriber in self.shared.core.index.lock().subscribers() {
-            subscriber.outbox.close(CloseReason::Shutdown);
+        match &self.shared.core.presence {
+            Some(presence) => presence.farewell(),
+            None => self.shared.core.close_streams(CloseReason::Shutdown),
+        }
+    }
+
+    /// After [`Hub::shutdown`]: resolves once every stream has ended (and,
+    /// with active subscriptions on, once their ends are committed).
+    pub async fn closed(&self) {
+        let core = &self.shared.core;
+        if let Some(presence) = &core.presence {
+            presence.farewell_done().await;
+        }
+        while core.index.lock().len() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub(crate) fn presence(&self) -> Option<&Presence> {
+        self.shared.core.presence.as_ref()
+    }
+}
+
+impl Core {
+    pub(crate) fn close_streams(&self, reason: CloseReason) {
+        for subscriber in self.index.lock().subscribers() {
+            subscriber.outbox.close(reason);
         }
     }
 }
@@ -275,18 +350,18 @@ fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
         if let Err(error) = core.history.append(&events) {
             tracing::warn!(%error, "refusing publications");
             for job in jobs.drain(..) {
-                let _ = job.done.send(Err(HistoryError::Unavailable(error.to_string())));
+                let _ = job.done.send(Err(error.clone()));
             }
             continue;
         }
-        dispatch(core, &events);
+        dispatch(core, &events, &jobs);
         for (job, event) in jobs.drain(..).zip(events) {
             let _ = job.done.send(Ok(event));
         }
     }
 }
 
-fn dispatch(core: &Core, events: &[SharedEvent]) {
+fn dispatch(core: &Core, events: &[SharedEvent], jobs: &[Job]) {
     let bounds = core.config.queue;
     let mut slow = Vec::new();
     let mut delivered = 0;
@@ -303,6 +378,12 @@ fn dispatch(core: &Core, events: &[SharedEvent]) {
             delivered += delivery.delivered;
             slow.extend(delivery.overflowed);
         }
+        if let Some(presence) = &core.presence {
+            presence.dispatched(jobs.iter().filter_map(|job| job.change.as_ref()), events);
+            // Announced now, not when the writer lets go of the stream: a
+            // stuck client can hold a blocked write for a long time.
+            slow.iter().for_each(|subscriber| presence.ended(subscriber));
+        }
     }
     core.metrics.delivered.inc_by(delivered);
     for subscriber in slow {
@@ -318,6 +399,8 @@ fn new_id() -> String {
 
 /// Sends keep-alives to idle streams and closes streams past their deadline;
 /// one task for all subscribers, so no connection needs a timer of its own.
+/// Also applies history retention, on a blocking thread so the sweep (and
+/// the committer) never wait for it.
 async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
     let period = match core.upgrade() {
         Some(core) => core.config.keep_alive.min(Duration::from_secs(1)),
@@ -325,6 +408,8 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
     };
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trim: Option<tokio::task::JoinHandle<()>> = None;
+    let mut trimmed = Instant::now();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -338,6 +423,9 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
         for subscriber in core.index.lock().subscribers() {
             if subscriber.deadline.is_some_and(|deadline| deadline <= horizon) {
                 subscriber.outbox.close(CloseReason::Expired);
+                if let Some(presence) = &core.presence {
+                    presence.ended(subscriber);
+                }
             } else if subscriber.tick_idle(idle_limit) {
                 subscriber.outbox.push(crate::frame::KEEP_ALIVE, bounds);
                 subscriber.mark_active();
@@ -346,5 +434,14 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
         let stats = core.history.stats();
         core.metrics.history_events.set(stats.events as i64);
         core.metrics.history_bytes.set(stats.bytes as i64);
+        if trimmed.elapsed() >= TRIM_EVERY && trim.as_ref().is_none_or(|task| task.is_finished()) {
+            trimmed = Instant::now();
+            let history = core.history.clone();
+            trim = Some(tokio::task::spawn_blocking(move || {
+                if let Err(error) = history.trim() {
+                    tracing::warn!(%error, "history retention failed");
+                }
+            }));
+        }
     }
 }

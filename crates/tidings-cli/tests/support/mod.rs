@@ -38,9 +38,20 @@ impl Hub {
 
     /// Starts with these arguments and environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Hub {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args(args)
-            .envs(env.iter().copied())
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+        command.args(args).envs(env.iter().copied());
+        Hub::spawn(command)
+    }
+
+    /// Starts a shell command line that `exec`s the hub (to set limits).
+    pub fn start_with_shell(line: &str) -> Hub {
+        let mut command = Command::new("sh");
+        command.args(["-c", line]);
+        Hub::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Hub {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -69,7 +69,10 @@ pub async fn serve(
     drop(listener);
     tracing::info!("shutting down: ending streams");
     hub.shutdown();
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    // Streams on the direct path are not hyper's: wait for them too, so
+    // their last events (subscription ends among them) are written.
+    let finished = async { tokio::join!(graceful.shutdown(), hub.closed()) };
+    if tokio::time::timeout(grace, finished).await.is_err() {
         tracing::warn!("connections still open after the grace period");
     }
     Ok(())
@@ -92,27 +95,38 @@ async fn serve_plain(
 }
 
 /// A file descriptor held in reserve. When the process runs out, it is
-/// released to accept and close one waiting connection, so clients are
-/// refused at once instead of hanging in the backlog.
-struct Spare(Option<std::fs::File>);
+/// released to accept and close one waiting connection, so that client is
+/// refused at once instead of hanging in the backlog. With the default
+/// connection limit (below the open-files limit) this is a last resort.
+struct Spare {
+    file: Option<std::fs::File>,
+    last_warning: Option<std::time::Instant>,
+}
 
 impl Spare {
     fn reserve() -> Spare {
-        Spare(std::fs::File::open("/dev/null").ok())
+        Spare {
+            file: std::fs::File::open("/dev/null").ok(),
+            last_warning: None,
+        }
     }
 
     async fn refuse_one(&mut self, listener: &TcpListener, error: &io::Error) {
-        let out_of_files = matches!(error.raw_os_error(), Some(code) if code == 23 || code == 24);
+        let out_of_files = matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
         if !out_of_files {
             tracing::warn!(%error, "accept failed");
             tokio::time::sleep(Duration::from_millis(10)).await;
             return;
         }
-        tracing::warn!("refusing a connection: out of file descriptors (raise the open-files limit)");
-        self.0 = None;
-        if let Ok((socket, _)) = listener.accept().await {
-            drop(socket);
+        if self.last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            self.last_warning = Some(std::time::Instant::now());
+            tracing::warn!("refusing connections: out of file descriptors (raise the open-files limit or lower --max-connections)");
         }
-        *self = Spare::reserve();
+        self.file = None;
+        let accepted = futures_util::FutureExt::now_or_never(listener.accept());
+        drop(accepted);
+        self.file = std::fs::File::open("/dev/null").ok();
+        // Give closing connections a moment to return descriptors.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
