@@ -37,7 +37,8 @@ CONNECT_CONCURRENCY=100
 SETTLE=1
 DRAIN=5
 DOC="$ROOT/docs/benchmarks.md"
-JWT_KEY="tidings-bench-key-$(date +%s)"
+# An HMAC secret of 32 bytes or more, as the hub recommends.
+JWT_KEY="tidings-bench-$(date +%s)-0123456789abcdef"
 
 usage() {
   sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
@@ -184,8 +185,11 @@ fi
 PORT=18080
 
 start_tidings() {
-  "$ROOT/target/release/tidings" serve --listen "127.0.0.1:$PORT" --jwt-key "$JWT_KEY" \
-    --history memory > "$WORK/tidings.log" 2>&1 &
+  local tidings="$ROOT/target/release/tidings" history=()
+  # In-memory history is the default; name it where the flag exists.
+  "$tidings" serve --help 2>/dev/null | grep -q -- '--history' && history=(--history memory)
+  "$tidings" serve --listen "127.0.0.1:$PORT" --jwt-key "$JWT_KEY" "${history[@]}" \
+    > "$WORK/tidings.log" 2>&1 &
   SERVER_PIDS=($!)
   SUB_URL="http://127.0.0.1:$PORT/.well-known/mercure?topic={topic}"
   PATTERN_URL="http://127.0.0.1:$PORT/.well-known/mercure?match_urlpattern={topic}"
