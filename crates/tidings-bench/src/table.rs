@@ -22,6 +22,8 @@ enum Better {
 struct Metric {
     label: &'static str,
     better: Better,
+    /// Whether a ratio says anything (not for sizes set by the run).
+    ratio: bool,
     get: fn(&Report) -> Option<f64>,
     show: fn(f64) -> String,
 }
@@ -29,66 +31,84 @@ struct Metric {
 const METRICS: &[Metric] = &[
     Metric {
         label: "subscribers",
+        ratio: false,
         better: Better::Higher,
         get: |r| Some(r.subscribers as f64).filter(|&n| n > 0.0),
         show: count,
     },
     Metric {
         label: "set-up rate (subscriptions/s)",
+        ratio: true,
         better: Better::Higher,
         get: |r| r.setup_per_sec,
         show: count,
     },
     Metric {
         label: "server RSS per subscriber",
+        ratio: true,
         better: Better::Lower,
         get: |r| r.server_rss_per_sub,
         show: bytes,
     },
     Metric {
+        label: "events published per second",
+        ratio: true,
+        better: Better::Higher,
+        get: |r| r.publish_per_sec,
+        show: count,
+    },
+    Metric {
         label: "deliveries per second",
+        ratio: true,
         better: Better::Higher,
         get: |r| r.deliveries_per_sec,
         show: count,
     },
     Metric {
         label: "latency p50",
+        ratio: true,
         better: Better::Lower,
         get: |r| r.latency_p50_us.map(|v| v as f64),
         show: micros,
     },
     Metric {
         label: "latency p99",
+        ratio: true,
         better: Better::Lower,
         get: |r| r.latency_p99_us.map(|v| v as f64),
         show: micros,
     },
     Metric {
         label: "latency max",
+        ratio: true,
         better: Better::Lower,
         get: |r| r.latency_max_us.map(|v| v as f64),
         show: micros,
     },
     Metric {
         label: "server CPU per delivered event",
+        ratio: true,
         better: Better::Lower,
         get: |r| r.server_cpu_ns_per_event,
         show: nanos,
     },
     Metric {
         label: "lost + duplicated events",
+        ratio: false,
         better: Better::Lower,
         get: |r| r.lost.zip(r.duplicated).map(|(l, d)| (l + d) as f64),
         show: count,
     },
     Metric {
         label: "load generator RSS per subscriber",
+        ratio: true,
         better: Better::Lower,
         get: |r| r.bench_rss_per_sub,
         show: bytes,
     },
     Metric {
         label: "load generator CPU per delivered event",
+        ratio: true,
         better: Better::Lower,
         get: |r| r.bench_cpu_ns_per_event,
         show: nanos,
@@ -203,7 +223,7 @@ fn cell(metric: &Metric, report: Option<&Report>, base: Option<&Report>) -> Stri
         return "–".to_string();
     };
     let shown = (metric.show)(value);
-    match base.and_then(|b| (metric.get)(b)) {
+    match base.filter(|_| metric.ratio).and_then(|b| (metric.get)(b)) {
         Some(b) if b > 0.0 => format!("{shown} (×{:.2})", value / b),
         _ => shown,
     }
@@ -262,6 +282,8 @@ mod tests {
     fn report(server: &str, scenario: &str, rss: f64) -> Report {
         let mut r = Report::new(server, scenario);
         r.subscribers = 10;
+        r.lost = Some(0);
+        r.duplicated = Some(0);
         r.server_rss_per_sub = Some(rss);
         r
     }
@@ -282,6 +304,7 @@ mod tests {
         assert!(!out.contains("old"));
         assert!(out.contains("| server RSS per subscriber ↓ | 2.0 KiB | 4.0 KiB (×2.00) | – |"));
         assert!(out.contains("| status | n/a | n/a | **FAILED** |"));
+        assert!(out.contains("| subscribers ↑ | 10 | 10 | – |"));
         assert!(out.contains("node: 2 lost"));
     }
 
