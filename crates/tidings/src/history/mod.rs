@@ -6,12 +6,15 @@
 //! engine can all stand behind it.
 
 mod memory;
+mod redb;
 
+pub use self::redb::{Durability, RedbHistory, FILE_NAME, FLUSH_EVERY};
 pub use memory::MemoryHistory;
 
 use crate::event::SharedEvent;
+use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HistoryError {
     /// The store cannot take writes now (disk full, read-only directory);
     /// publishing answers 503 until it can.
@@ -19,6 +22,16 @@ pub enum HistoryError {
     Unavailable(String),
     #[error("history store failed: {0}")]
     Failed(String),
+}
+
+/// How much history a store keeps; `None` leaves that dimension unbounded.
+/// The oldest events go first once any bound is exceeded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub events: Option<u64>,
+    pub age: Option<Duration>,
+    /// Stored bytes of events: frames plus ids and topics.
+    pub bytes: Option<u64>,
 }
 
 /// Size figures for metrics.

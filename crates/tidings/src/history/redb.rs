@@ -1,0 +1,969 @@
+//! Durable history in an embedded redb file, `history.redb` in the data
+//! directory.
+//!
+//! Three tables make every lookup a seek:
+//!
+//! - `events`: sequence → record (append time, private flag, id, topics,
+//!   frame). Replay is a range read starting at the cursor's sequence.
+//! - `ids`: (id, sequence) → (). Locating a `Last-Event-ID` is one seek, and
+//!   a reused id resolves to its earliest retained occurrence.
+//! - `meta`: the running byte total, and the newest (sequence, id) once
+//!   retention has emptied `events`, so sequences are never reused.
+//!
+//! Each `append` is one write transaction. The hub's committer calls it once
+//! per batch, so one fsync covers every publisher in the batch: that is the
+//! group commit. Retention runs in `trim`, off the committer thread, in small
+//! transactions so the committer never waits long for redb's single writer.
+//!
+//! A failed write (disk full, read-only file system) leaves redb unable to
+//! write until the file is reopened. The store then answers `Unavailable`,
+//! keeps serving reads from the old handle, and reopens the file once a write
+//! looks likely to succeed.
+
+use super::{History, HistoryError, HistoryStats, Retention};
+use crate::event::{Event, SharedEvent};
+use bytes::Bytes;
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
+use redb::{
+    Database, DatabaseError, ReadableTable, ReadableTableMetadata, StorageError, TableDefinition,
+    WriteTransaction,
+};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The store's file inside the data directory.
+pub const FILE_NAME: &str = "history.redb";
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const IDS: TableDefinition<(&str, u64), ()> = TableDefinition::new("ids");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const META_BYTES: &str = "bytes";
+const META_LAST: &str = "last";
+
+/// Version of the record layout, first byte of every record.
+const RECORD_FORMAT: u8 = 1;
+const PRIVATE: u8 = 1;
+
+/// Events removed per trim transaction: small enough that the committer
+/// waits a few milliseconds at most for the write lock.
+const TRIM_CHUNK: usize = 2048;
+/// With `Durability::Eventual`, the longest stretch without an fsync.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// After a failed write, how long publications are refused before the
+/// store tries the file again.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// Free space below which a write is refused before it starts: a write that
+/// fails half-way costs a reopen of the file.
+const MIN_FREE: u64 = 1 << 20;
+/// redb's page cache; replay of recent history is served from it.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// When an append is acknowledged relative to the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledged after fsync: a crash or power cut loses nothing that was
+    /// acknowledged.
+    #[default]
+    Immediate,
+    /// Acknowledged once written to the store; fsynced at least every
+    /// [`FLUSH_EVERY`]. A crash of the hub or of the machine loses up to that
+    /// much acknowledged history.
+    Eventual,
+}
+
+pub struct RedbHistory {
+    path: PathBuf,
+    durability: Durability,
+    retention: Retention,
+    /// `None` only between a failed reopen and the next successful one.
+    db: RwLock<Option<Database>>,
+    /// Why writes are refused, after one failed.
+    fault: Mutex<Option<Fault>>,
+    events: AtomicU64,
+    bytes: AtomicU64,
+    /// When the last fsynced commit finished.
+    synced: Mutex<Instant>,
+    /// Whether some commits since then skipped the fsync.
+    unsynced: AtomicBool,
+    /// Held by the running trim, so a slow one is never run twice at once.
+    trimming: Mutex<()>,
+}
+
+struct Fault {
+    reason: String,
+    retry_at: Instant,
+}
+
+impl RedbHistory {
+    /// Opens (or creates) the store in `dir`. redb repairs a file that was
+    /// not closed cleanly; a file it cannot repair is reported with the way
+    /// out, and a file held by another hub is refused.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        durability: Durability,
+        retention: Retention,
+    ) -> Result<RedbHistory, HistoryError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| {
+            HistoryError::Failed(format!(
+                "cannot create the data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(FILE_NAME);
+        let db = open_file(&path)?;
+        RedbHistory::with_database(path, db, durability, retention)
+    }
+
+    fn with_database(
+        path: PathBuf,
+        db: Database,
+        durability: Durability,
+        retention: Retention,
+    ) -> Result<RedbHistory, HistoryError> {
+        let (events, bytes) = prepare(&db).map_err(|e| failure(&path, e))?;
+        Ok(RedbHistory {
+            path,
+            durability,
+            retention,
+            db: RwLock::new(Some(db)),
+            fault: Mutex::new(None),
+            events: AtomicU64::new(events),
+            bytes: AtomicU64::new(bytes),
+            synced: Mutex::new(Instant::now()),
+            unsynced: AtomicBool::new(false),
+            trimming: Mutex::new(()),
+        })
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open database for a read.
+    fn readable(&self) -> Result<MappedRwLockReadGuard<'_, Database>, HistoryError> {
+        RwLockReadGuard::try_map(self.db.read(), Option::as_ref).map_err(|_| self.unavailable())
+    }
+
+    /// The open database for a write; after a failed write, reopens the file
+    /// first, once the retry delay is over and the disk looks writable.
+    fn writable(&self, needed: u64) -> Result<MappedRwLockReadGuard<'_, Database>, HistoryError> {
+        let mut fault = self.fault.lock();
+        if let Some(current) = fault.as_mut() {
+            if Instant::now() < current.retry_at {
+                return Err(HistoryError::Unavailable(current.reason.clone()));
+            }
+            match self.reopen(needed) {
+                Ok(()) => {
+                    tracing::info!(path = %self.path.display(), "history store writable again");
+                    *fault = None;
+                }
+                Err(reason) => {
+                    current.reason = reason.clone();
+                    current.retry_at = Instant::now() + RETRY_AFTER;
+                    return Err(HistoryError::Unavailable(reason));
+                }
+            }
+        } else if let Err(reason) = room(&self.path, needed) {
+            // Refusing up front keeps redb from a half-done write, which
+            // would need a reopen to clear.
+            return Err(HistoryError::Unavailable(reason));
+        }
+        drop(fault);
+        self.readable()
+    }
+
+    /// Replaces the handle that saw a failed write with a fresh one.
+    fn reopen(&self, needed: u64) -> Result<(), String> {
+        writable_file(&self.path)?;
+        room(&self.path, needed)?;
+        let mut slot = self.db.write();
+        // The file lock belongs to the old handle: it must go first.
+        *slot = None;
+        let db = open_file(&self.path).map_err(|e| e.to_string())?;
+        let (events, bytes) = prepare(&db).map_err(|e| failure(&self.path, e).to_string())?;
+        self.events.store(events, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        *slot = Some(db);
+        Ok(())
+    }
+
+    /// Records a failed write; publications are refused until a reopen.
+    fn fail(&self, error: StoreError) -> HistoryError {
+        let reason = match failure(&self.path, error) {
+            HistoryError::Unavailable(reason) | HistoryError::Failed(reason) => reason,
+        };
+        tracing::warn!(%reason, "history write failed; refusing publications until it can write again");
+        *self.fault.lock() = Some(Fault {
+            reason: reason.clone(),
+            retry_at: Instant::now() + RETRY_AFTER,
+        });
+        HistoryError::Unavailable(reason)
+    }
+
+    fn unavailable(&self) -> HistoryError {
+        let reason = match self.fault.lock().as_ref() {
+            Some(fault) => fault.reason.clone(),
+            None => format!("{} is not open", self.path.display()),
+        };
+        HistoryError::Unavailable(reason)
+    }
+
+    /// How the next commit reaches the disk: always fsynced when durable;
+    /// otherwise fsynced once per [`FLUSH_EVERY`].
+    fn commit_durability(&self) -> redb::Durability {
+        match self.durability {
+            Durability::Immediate => redb::Durability::Immediate,
+            Durability::Eventual if self.synced.lock().elapsed() >= FLUSH_EVERY => {
+                redb::Durability::Immediate
+            }
+            Durability::Eventual => redb::Durability::None,
+        }
+    }
+
+    fn committed(&self, durability: redb::Durability) {
+        if matches!(durability, redb::Durability::None) {
+            self.unsynced.store(true, Ordering::Relaxed);
+        } else {
+            *self.synced.lock() = Instant::now();
+            self.unsynced.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn write_batch(
+        &self,
+        db: &Database,
+        events: &[SharedEvent],
+        records: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let mut txn = db.begin_write()?;
+        let durability = self.commit_durability();
+        txn.set_durability(durability);
+        {
+            let mut table = txn.open_table(EVENTS)?;
+            let mut ids = txn.open_table(IDS)?;
+            for (event, record) in events.iter().zip(records) {
+                table.insert(event.seq, record.as_slice())?;
+                ids.insert((&*event.id, event.seq), ())?;
+            }
+            let added: u64 = records.iter().map(|r| r.len() as u64).sum();
+            let mut meta = txn.open_table(META)?;
+            let bytes = read_u64(&meta, META_BYTES)? + added;
+            meta.insert(META_BYTES, bytes.to_le_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        self.committed(durability);
+        Ok(())
+    }
+
+    /// Removes up to [`TRIM_CHUNK`] of the oldest events that retention no
+    /// longer covers; returns how many went.
+    fn trim_chunk(&self, db: &Database, cutoff_ms: Option<u64>) -> Result<usize, StoreError> {
+        let txn = db.begin_write()?;
+        let (removed, bytes) = self.remove_expired(&txn, cutoff_ms)?;
+        if removed == 0 {
+            txn.abort()?;
+            return Ok(0);
+        }
+        txn.commit()?;
+        self.committed(redb::Durability::Immediate);
+        self.events.fetch_sub(removed as u64, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    fn remove_expired(
+        &self,
+        txn: &WriteTransaction,
+        cutoff_ms: Option<u64>,
+    ) -> Result<(usize, u64), StoreError> {
+        let mut events = txn.open_table(EVENTS)?;
+        let mut ids = txn.open_table(IDS)?;
+        let mut meta = txn.open_table(META)?;
+        let mut count = events.len()?;
+        let mut bytes = read_u64(&meta, META_BYTES)?;
+        let (mut removed, mut freed) = (0, 0);
+        while removed < TRIM_CHUNK {
+            let Some((seq, head)) = events
+                .first()?
+                .map(|(k, v)| (k.value(), RecordHead::read(v.value())))
+            else {
+                break;
+            };
+            let head = head.ok_or_else(|| corrupt(seq))?;
+            let expired = self.retention.events.is_some_and(|max| count > max)
+                || self.retention.bytes.is_some_and(|max| bytes > max)
+                || cutoff_ms.is_some_and(|cutoff| head.appended_ms < cutoff);
+            if !expired {
+                break;
+            }
+            events.remove(seq)?;
+            ids.remove((&*head.id, seq))?;
+            if count == 1 {
+                // Keep the newest sequence and id once nothing else does.
+                meta.insert(META_LAST, encode_last(seq, &head.id).as_slice())?;
+            }
+            count -= 1;
+            bytes = bytes.saturating_sub(head.len);
+            freed += head.len;
+            removed += 1;
+        }
+        meta.insert(META_BYTES, bytes.to_le_bytes().as_slice())?;
+        Ok((removed, freed))
+    }
+
+    /// An fsync for commits that skipped theirs, under `Durability::Eventual`.
+    fn flush(&self, db: &Database) -> Result<(), StoreError> {
+        if !self.unsynced.load(Ordering::Relaxed) || self.synced.lock().elapsed() < FLUSH_EVERY {
+            return Ok(());
+        }
+        let mut txn = db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate);
+        txn.commit()?;
+        self.committed(redb::Durability::Immediate);
+        Ok(())
+    }
+}
+
+impl History for RedbHistory {
+    fn append(&self, events: &[SharedEvent]) -> Result<(), HistoryError> {
+        let appended_ms = unix_ms();
+        let records: Vec<Vec<u8>> = events
+            .iter()
+            .map(|event| encode(event, appended_ms))
+            .collect();
+        let added: u64 = records.iter().map(|r| r.len() as u64).sum();
+        let db = self.writable(added)?;
+        if let Err(error) = self.write_batch(&db, events, &records) {
+            drop(db);
+            return Err(self.fail(error));
+        }
+        self.events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(added, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn read_after(&self, after: u64, limit: usize) -> Result<Vec<SharedEvent>, HistoryError> {
+        let db = self.readable()?;
+        let read = || -> Result<Vec<SharedEvent>, StoreError> {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(EVENTS)?;
+            let mut out = Vec::with_capacity(limit.min(1024));
+            for entry in table
+                .range::<u64>((Bound::Excluded(after), Bound::Unbounded))?
+                .take(limit)
+            {
+                let (seq, record) = entry?;
+                let event =
+                    decode(seq.value(), record.value()).ok_or_else(|| corrupt(seq.value()))?;
+                out.push(Arc::new(event));
+            }
+            Ok(out)
+        };
+        read().map_err(|e| failure(&self.path, e))
+    }
+
+    fn locate(&self, id: &str) -> Result<Option<u64>, HistoryError> {
+        let db = self.readable()?;
+        let find = || -> Result<Option<u64>, StoreError> {
+            let txn = db.begin_read()?;
+            let ids = txn.open_table(IDS)?;
+            let mut found = ids.range((id, 0)..=(id, u64::MAX))?;
+            Ok(found.next().transpose()?.map(|(key, _)| key.value().1))
+        };
+        find().map_err(|e| failure(&self.path, e))
+    }
+
+    fn last(&self) -> Result<Option<(u64, Box<str>)>, HistoryError> {
+        let db = self.readable()?;
+        let find = || -> Result<Option<(u64, Box<str>)>, StoreError> {
+            let txn = db.begin_read()?;
+            let events = txn.open_table(EVENTS)?;
+            if let Some((seq, record)) = events.last()? {
+                let head = RecordHead::read(record.value()).ok_or_else(|| corrupt(seq.value()))?;
+                return Ok(Some((seq.value(), head.id)));
+            }
+            let meta = txn.open_table(META)?;
+            let last = meta.get(META_LAST)?;
+            Ok(last.and_then(|value| decode_last(value.value())))
+        };
+        find().map_err(|e| failure(&self.path, e))
+    }
+
+    fn trim(&self) -> Result<(), HistoryError> {
+        let Some(_running) = self.trimming.try_lock() else {
+            return Ok(());
+        };
+        if self.fault.lock().is_some() {
+            // The next publication retries the file; nothing to trim until then.
+            return Ok(());
+        }
+        let db = self.readable()?;
+        let cutoff_ms = self
+            .retention
+            .age
+            .map(|age| unix_ms().saturating_sub(age.as_millis() as u64));
+        let run = || -> Result<(), StoreError> {
+            while self.trim_chunk(&db, cutoff_ms)? == TRIM_CHUNK {}
+            self.flush(&db)
+        };
+        run().map_err(|e| failure(&self.path, e))
+    }
+
+    fn stats(&self) -> HistoryStats {
+        HistoryStats {
+            events: self.events.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn open_file(path: &Path) -> Result<Database, HistoryError> {
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| open_error(path, e))
+}
+
+/// Creates the tables on first use (and checks the file takes a write);
+/// returns the event count and byte total.
+fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
+    let txn = db.begin_write()?;
+    let totals = {
+        let events = txn.open_table(EVENTS)?;
+        txn.open_table(IDS)?;
+        let meta = txn.open_table(META)?;
+        (events.len()?, read_u64(&meta, META_BYTES)?)
+    };
+    txn.commit()?;
+    Ok(totals)
+}
+
+fn open_error(path: &Path, error: DatabaseError) -> HistoryError {
+    let file = path.display();
+    HistoryError::Failed(match error {
+        DatabaseError::DatabaseAlreadyOpen => format!(
+            "{file} is in use by another tidings hub; each hub needs its own data directory"
+        ),
+        DatabaseError::Storage(StorageError::Corrupted(why)) => corrupt_file(path, &why),
+        // redb reports an unrecognizable header as invalid data.
+        DatabaseError::Storage(StorageError::Io(error))
+            if error.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            corrupt_file(path, &error.to_string())
+        }
+        DatabaseError::UpgradeRequired(version) => {
+            format!(
+                "{file} uses redb file format {version}, which this version of tidings cannot read"
+            )
+        }
+        other => format!("cannot open {file}: {other}"),
+    })
+}
+
+/// The message for a file redb cannot repair: what happened and the way out.
+fn corrupt_file(path: &Path, why: &str) -> String {
+    let file = path.display();
+    format!(
+        "{file} is corrupt and could not be repaired ({why}). Move it aside \
+             (`mv {file} {file}.corrupt`) and start again: the hub starts with an empty history, \
+             and the moved file is kept for inspection"
+    )
+}
+
+/// Sorts a redb error: I/O trouble makes the store unavailable for now;
+/// anything else is a failure of the file itself.
+fn failure(path: &Path, error: impl Into<StoreError>) -> HistoryError {
+    let file = path.display();
+    match *error.into().0 {
+        redb::Error::Io(error) => {
+            HistoryError::Unavailable(format!("cannot write {file}: {error}"))
+        }
+        redb::Error::PreviousIo => {
+            HistoryError::Unavailable(format!("an earlier write to {file} failed"))
+        }
+        redb::Error::Corrupted(why) => HistoryError::Failed(format!("{file} is corrupt: {why}")),
+        other => HistoryError::Failed(format!("{file}: {other}")),
+    }
+}
+
+fn corrupt(seq: u64) -> StoreError {
+    redb::Error::Corrupted(format!("unreadable record at sequence {seq}")).into()
+}
+
+/// A redb error, boxed: redb's own is large to pass around.
+struct StoreError(Box<redb::Error>);
+
+impl<E: Into<redb::Error>> From<E> for StoreError {
+    fn from(error: E) -> StoreError {
+        StoreError(Box::new(error.into()))
+    }
+}
+
+/// Whether the file can be opened for writing now.
+fn writable_file(path: &Path) -> Result<(), String> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Whether the file system holding `path` has room for `needed` more bytes,
+/// with headroom for redb's copy-on-write pages.
+fn room(path: &Path, needed: u64) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    match free_bytes(dir) {
+        Ok(free) if free < MIN_FREE + 2 * needed => Err(format!(
+            "no space left for history: {free} bytes free on the file system of {}",
+            dir.display()
+        )),
+        // A file system that cannot say how full it is still gets to try.
+        _ => Ok(()),
+    }
+}
+
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `dir` is NUL-terminated and `stat` is valid for writes.
+    if unsafe { libc::statvfs(dir.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs filled it in.
+    let stat = unsafe { stat.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_: &Path) -> std::io::Result<u64> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+fn read_u64(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<u64, StoreError> {
+    Ok(table
+        .get(key)?
+        .and_then(|value| value.value().try_into().ok())
+        .map_or(0, u64::from_le_bytes))
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Record layout, little-endian: format (1 byte), append time in Unix
+/// milliseconds (8), flags (1), id length (4) and id, topic count (4) and
+/// each topic as length (4) and bytes, then the frame to the end.
+fn encode(event: &Event, appended_ms: u64) -> Vec<u8> {
+    let topics: usize = event.topics.iter().map(|t| 4 + t.len()).sum();
+    let mut out = Vec::with_capacity(18 + event.id.len() + topics + event.frame.len());
+    out.push(RECORD_FORMAT);
+    out.extend_from_slice(&appended_ms.to_le_bytes());
+    out.push(if event.private { PRIVATE } else { 0 });
+    put_str(&mut out, &event.id);
+    out.extend_from_slice(&(event.topics.len() as u32).to_le_bytes());
+    for topic in event.topics.iter() {
+        put_str(&mut out, topic);
+    }
+    out.extend_from_slice(&event.frame);
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// The front of a record: what trimming needs without decoding the rest.
+struct RecordHead {
+    appended_ms: u64,
+    id: Box<str>,
+    len: u64,
+}
+
+impl RecordHead {
+    fn read(record: &[u8]) -> Option<RecordHead> {
+        let mut reader = Reader(record);
+        let (appended_ms, _, id) = reader.head()?;
+        Some(RecordHead {
+            appended_ms,
+            id: id.into(),
+            len: record.len() as u64,
+        })
+    }
+}
+
+fn decode(seq: u64, record: &[u8]) -> Option<Event> {
+    let mut reader = Reader(record);
+    let (_, flags, id) = reader.head()?;
+    let count = reader.u32()?;
+    let topics = (0..count)
+        .map(|_| reader.str().map(Box::from))
+        .collect::<Option<Box<[Box<str>]>>>()?;
+    Some(Event {
+        seq,
+        id: id.into(),
+        topics,
+        private: flags & PRIVATE != 0,
+        frame: Bytes::copy_from_slice(reader.0),
+    })
+}
+
+/// Reads a record front to back; `None` on anything malformed.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let len = self.u32()? as usize;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    /// Format, append time, flags and id.
+    fn head(&mut self) -> Option<(u64, u8, &'a str)> {
+        if self.take(1)? != [RECORD_FORMAT] {
+            return None;
+        }
+        let appended_ms = u64::from_le_bytes(self.take(8)?.try_into().ok()?);
+        let flags = self.take(1)?[0];
+        Some((appended_ms, flags, self.str()?))
+    }
+}
+
+fn encode_last(seq: u64, id: &str) -> Vec<u8> {
+    let mut out = seq.to_le_bytes().to_vec();
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+fn decode_last(value: &[u8]) -> Option<(u64, Box<str>)> {
+    let (seq, id) = value.split_at_checked(8)?;
+    Some((
+        u64::from_le_bytes(seq.try_into().ok()?),
+        std::str::from_utf8(id).ok()?.into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Update;
+    use redb::backends::FileBackend;
+
+    fn event(seq: u64, id: &str, topic: &str) -> SharedEvent {
+        Arc::new(Event::from_update(
+            seq,
+            id.into(),
+            &Update::new(topic, format!("data {seq}")),
+        ))
+    }
+
+    fn events(seqs: std::ops::RangeInclusive<u64>) -> Vec<SharedEvent> {
+        seqs.map(|n| event(n, &format!("e{n}"), "t")).collect()
+    }
+
+    fn open(dir: &Path, retention: Retention) -> RedbHistory {
+        RedbHistory::open(dir, Durability::Immediate, retention).unwrap()
+    }
+
+    fn seqs(events: &[SharedEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn every_field_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let update = Update {
+            topics: vec!["https://example.com/a".into(), "urn:b".into()],
+            data: "line one\nline two".into(),
+            private: true,
+            id: None,
+            kind: Some("book".into()),
+            retry: Some(1500),
+        };
+        let original = Arc::new(Event::from_update(7, "urn:uuid:x".into(), &update));
+        open(dir.path(), Retention::default())
+            .append(std::slice::from_ref(&original))
+            .unwrap();
+
+        let history = open(dir.path(), Retention::default());
+        let read = history.read_after(0, 10).unwrap();
+        assert_eq!(read.len(), 1);
+        let event = &read[0];
+        assert_eq!(event.seq, 7);
+        assert_eq!(event.id, original.id);
+        assert_eq!(event.topics, original.topics);
+        assert!(event.private);
+        assert_eq!(event.frame, original.frame);
+        assert_eq!(history.last().unwrap(), Some((7, "urn:uuid:x".into())));
+        assert_eq!(history.locate("urn:uuid:x").unwrap(), Some(7));
+        assert_eq!(history.stats().events, 1);
+    }
+
+    #[test]
+    fn reads_after_a_cursor_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = open(dir.path(), Retention::default());
+        history.append(&events(1..=5)).unwrap();
+        history.append(&events(6..=9)).unwrap();
+        assert_eq!(seqs(&history.read_after(3, 4).unwrap()), vec![4, 5, 6, 7]);
+        assert_eq!(seqs(&history.read_after(9, 4).unwrap()), Vec::<u64>::new());
+        assert_eq!(history.locate("e6").unwrap(), Some(6));
+        assert_eq!(history.locate("nope").unwrap(), None);
+    }
+
+    #[test]
+    fn a_reused_id_resolves_to_its_earliest_retained_occurrence() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            events: Some(2),
+            ..Retention::default()
+        };
+        let history = open(dir.path(), retention);
+        history
+            .append(&[
+                event(1, "dup", "t"),
+                event(2, "dup", "t"),
+                event(3, "x", "t"),
+            ])
+            .unwrap();
+        assert_eq!(history.locate("dup").unwrap(), Some(1));
+        history.trim().unwrap();
+        assert_eq!(history.locate("dup").unwrap(), Some(2));
+    }
+
+    #[test]
+    fn retention_bounds_count_bytes_and_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_count = open(
+            &dir.path().join("count"),
+            Retention {
+                events: Some(3),
+                ..Retention::default()
+            },
+        );
+        by_count.append(&events(1..=10)).unwrap();
+        by_count.trim().unwrap();
+        assert_eq!(seqs(&by_count.read_after(0, 100).unwrap()), vec![8, 9, 10]);
+        assert_eq!(by_count.locate("e7").unwrap(), None);
+        assert_eq!(by_count.stats().events, 3);
+
+        let one = encode(&events(1..=1)[0], 0).len() as u64;
+        let by_bytes = open(
+            &dir.path().join("bytes"),
+            Retention {
+                bytes: Some(one * 4),
+                ..Retention::default()
+            },
+        );
+        by_bytes.append(&events(1..=9)).unwrap();
+        by_bytes.trim().unwrap();
+        assert_eq!(
+            seqs(&by_bytes.read_after(0, 100).unwrap()),
+            vec![6, 7, 8, 9]
+        );
+        assert_eq!(by_bytes.stats().bytes, one * 4);
+
+        let by_age = open(
+            &dir.path().join("age"),
+            Retention {
+                age: Some(Duration::from_millis(200)),
+                ..Retention::default()
+            },
+        );
+        by_age.append(&events(1..=3)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        by_age.append(&events(4..=5)).unwrap();
+        by_age.trim().unwrap();
+        assert_eq!(seqs(&by_age.read_after(0, 100).unwrap()), vec![4, 5]);
+    }
+
+    #[test]
+    fn trimming_in_chunks_keeps_going_until_within_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = open(
+            dir.path(),
+            Retention {
+                events: Some(10),
+                ..Retention::default()
+            },
+        );
+        let total = 3 * TRIM_CHUNK as u64 + 17;
+        history.append(&events(1..=total)).unwrap();
+        history.trim().unwrap();
+        assert_eq!(
+            seqs(&history.read_after(0, 100).unwrap()),
+            (total - 9..=total).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn the_last_sequence_outlives_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            events: Some(0),
+            ..Retention::default()
+        };
+        let history = open(dir.path(), retention);
+        history.append(&events(1..=4)).unwrap();
+        history.trim().unwrap();
+        assert!(history.read_after(0, 10).unwrap().is_empty());
+        drop(history);
+        assert_eq!(
+            open(dir.path(), retention).last().unwrap(),
+            Some((4, "e4".into()))
+        );
+    }
+
+    #[test]
+    fn eventual_durability_still_reads_back_and_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let history =
+            RedbHistory::open(dir.path(), Durability::Eventual, Retention::default()).unwrap();
+        history.append(&events(1..=3)).unwrap();
+        assert_eq!(seqs(&history.read_after(0, 10).unwrap()), vec![1, 2, 3]);
+        *history.synced.lock() -= FLUSH_EVERY;
+        history.trim().unwrap();
+        assert!(!history.unsynced.load(Ordering::Relaxed));
+        drop(history);
+        let reopened =
+            RedbHistory::open(dir.path(), Durability::Eventual, Retention::default()).unwrap();
+        assert_eq!(reopened.stats().events, 3);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = open(dir.path(), Retention::default());
+        let Err(error) = RedbHistory::open(dir.path(), Durability::Immediate, Retention::default())
+        else {
+            panic!("a second open succeeded");
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("in use by another tidings hub"),
+            "{message}"
+        );
+        assert!(message.contains(FILE_NAME), "{message}");
+    }
+
+    #[test]
+    fn a_corrupt_file_names_itself_and_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path(), Retention::default())
+            .append(&events(1..=3))
+            .unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..64].fill(0xAB);
+        std::fs::write(&path, bytes).unwrap();
+        let Err(error) = RedbHistory::open(dir.path(), Durability::Immediate, Retention::default())
+        else {
+            panic!("a corrupt file opened");
+        };
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("Move it aside"), "{message}");
+    }
+
+    /// Counts the bytes redb reads from the file.
+    #[derive(Debug)]
+    struct Counting {
+        file: FileBackend,
+        read: Arc<AtomicU64>,
+    }
+
+    impl redb::StorageBackend for Counting {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+        fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            self.read.fetch_add(len as u64, Ordering::Relaxed);
+            self.file.read(offset, len)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.file.set_len(len)
+        }
+        fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+            self.file.sync_data(eventual)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.file.write(offset, data)
+        }
+    }
+
+    fn open_counting(path: &Path) -> (RedbHistory, Arc<AtomicU64>) {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        let read = Arc::new(AtomicU64::new(0));
+        let backend = Counting {
+            file: FileBackend::new(file).unwrap(),
+            read: read.clone(),
+        };
+        let db = Database::builder().create_with_backend(backend).unwrap();
+        let history = RedbHistory::with_database(
+            path.into(),
+            db,
+            Durability::Immediate,
+            Retention::default(),
+        );
+        (history.unwrap(), read)
+    }
+
+    /// Resuming deep inside a million events touches a few pages, not the
+    /// table: the cursor is found by a seek on the id index and replay is a
+    /// range read on the sequence.
+    #[test]
+    fn resuming_deep_in_a_million_events_reads_a_few_pages() {
+        const TOTAL: u64 = 1_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        {
+            let (history, _) = open_counting(&path);
+            for start in (1..=TOTAL).step_by(50_000) {
+                history.append(&events(start..=start + 49_999)).unwrap();
+            }
+        }
+        let file_len = std::fs::metadata(&path).unwrap().len();
+        let (history, read) = open_counting(&path);
+        read.store(0, Ordering::Relaxed);
+        let cursor = history.locate("e900000").unwrap().unwrap();
+        let replay = history.read_after(cursor, 100).unwrap();
+        assert_eq!(seqs(&replay), (900_001..=900_100).collect::<Vec<_>>());
+        let touched = read.load(Ordering::Relaxed);
+        assert!(
+            touched < 256 << 10,
+            "read {touched} of {file_len} bytes to resume from a deep cursor"
+        );
+    }
+}
