@@ -28,6 +28,8 @@ pub struct HubConfig {
     pub limits: Limits,
     /// Most events replayed per read of the history.
     pub replay_batch: usize,
+    /// Active subscriptions: subscription events and the subscription API.
+    pub subscriptions: bool,
 }
 
 /// Bounds on what one request may ask, against resource exhaustion.
@@ -76,6 +78,7 @@ impl HubConfig {
             },
             limits: Limits::default(),
             replay_batch: 512,
+            subscriptions: false,
         }
     }
 

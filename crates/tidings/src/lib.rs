@@ -21,6 +21,7 @@ mod index;
 pub mod matcher;
 mod metrics;
 mod outbox;
+mod presence;
 pub mod publish;
 pub mod server;
 mod stream;

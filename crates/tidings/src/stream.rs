@@ -141,7 +141,12 @@ impl EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        self.core.index.lock().remove(&self.subscriber);
+        let mut index = self.core.index.lock();
+        index.remove(&self.subscriber);
+        if let Some(presence) = &self.core.presence {
+            presence.ended(&self.subscriber);
+        }
+        drop(index);
         let metrics = &self.core.metrics;
         metrics.subscribers.dec();
         metrics.subscriptions.dec_by(self.subscriber.matchers.len() as i64);

@@ -9,7 +9,7 @@ use crate::auth::Grants;
 use crate::event::Event;
 use crate::matcher::Matcher;
 use crate::outbox::Outbox;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +29,9 @@ pub struct Subscriber {
     last_seq: AtomicU64,
     /// Sweeper ticks since the last frame was queued, for keep-alives.
     idle_ticks: AtomicU32,
+    /// Whether the end of this subscription was announced (active
+    /// subscriptions only). It sits in what was padding: no extra memory.
+    end_claimed: AtomicBool,
 }
 
 impl Subscriber {
@@ -48,6 +51,7 @@ impl Subscriber {
             deadline,
             last_seq: AtomicU64::new(0),
             idle_ticks: AtomicU32::new(0),
+            end_claimed: AtomicBool::new(false),
         }
     }
 
@@ -69,6 +73,12 @@ impl Subscriber {
                 .grants
                 .as_ref()
                 .is_some_and(|grants| grants.may_read(event.topics()))
+    }
+
+    /// True for the first caller only: whoever ends the subscription first
+    /// (stream drop, overflow, deadline, shutdown) announces the end.
+    pub(crate) fn claim_end(&self) -> bool {
+        !self.end_claimed.swap(true, Ordering::Relaxed)
     }
 
     pub(crate) fn mark_active(&self) {

@@ -10,6 +10,7 @@ mod page;
 mod publish;
 mod reply;
 pub mod subscribe;
+mod subscriptions;
 
 pub use reply::Reply;
 
@@ -61,10 +62,18 @@ pub fn router(hub: Hub) -> Router {
 fn protocol(http: Arc<HubHttp>) -> Router {
     let hub_path = http.hub.config().path().to_string();
     let metadata_path = http.metadata_path.clone();
-    Router::new()
+    let mut router = Router::new()
         .route(&hub_path, any(hub_endpoint))
-        .route(&metadata_path, get(page::metadata))
-        .with_state(http)
+        .route(&metadata_path, get(page::metadata));
+    // Without active subscriptions these paths are not found, as for any
+    // hub that does not offer the feature.
+    if let Some(presence) = http.hub.presence() {
+        let root = presence.root();
+        router = router
+            .route(root, any(subscriptions::serve))
+            .route(&format!("{root}/{{*rest}}"), any(subscriptions::serve));
+    }
+    router.with_state(http)
 }
 
 /// Everything the standalone hub serves: the protocol, the welcome page,

@@ -30,6 +30,9 @@ pub async fn metadata(State(http): State<Arc<HubHttp>>) -> Response {
     if !servers.is_empty() {
         document["authorization_servers"] = serde_json::json!(servers);
     }
+    if config.subscriptions {
+        document["mercure_subscriptions"] = serde_json::json!(true);
+    }
     let mut response = axum::Json(document).into_response();
     super::cors::apply(&config.cors_origins, &http::HeaderMap::new(), response.headers_mut());
     response

@@ -64,7 +64,7 @@ pub fn open(hub: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMa
 fn refusal(error: SubscribeError) -> Reply {
     let status = match error {
         SubscribeError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
-        SubscribeError::History(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SubscribeError::History(_) | SubscribeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     Reply::problem(status, error.to_string())
