@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tidings::auth::{AuthConfig, Generation, KeySet, KeySource, Role, TokenRequest};
-use tidings::{Bounds, Hub, HubConfig, MemoryHistory};
+use tidings::history::{Durability, RedbHistory, Retention};
+use tidings::{Bounds, History, Hub, HubConfig, MemoryHistory};
 use url::Url;
 
 /// Every setting is optional here so that a flag, a variable or the file
@@ -96,6 +97,23 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_RETRY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<u64>,
+    /// Where history is kept: redb (on disk, in --data-dir) or memory (lost on restart) [default: redb].
+    #[arg(long, env = "TIDINGS_HISTORY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+    /// Directory of the history file [default: ./tidings-data].
+    #[arg(long, env = "TIDINGS_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// immediate: a publish is acknowledged once fsynced; eventual: fsync at most every second,
+    /// a crash loses up to the last second [default: immediate].
+    #[arg(long, env = "TIDINGS_DURABILITY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability: Option<String>,
+    /// Events older than this leave history, e.g. 24h (redb history only) [default: none].
+    #[arg(long, env = "TIDINGS_RETAIN_AGE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_age: Option<String>,
     /// Events kept in history [default: 100000].
     #[arg(long, env = "TIDINGS_RETAIN_EVENTS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,10 +223,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .max_connections
         .unwrap_or_else(|| open_files.saturating_sub(RESERVED_FILES).max(1) as usize);
     config.limits.body = args.max_body.unwrap_or(config.limits.body);
-    let history = Arc::new(MemoryHistory::new(
-        args.retain_events.unwrap_or(100_000),
-        args.retain_bytes.unwrap_or(256 << 20),
-    ));
+    let history = history(&args)?;
     let hub = Hub::start(config, history).await.context("cannot start the hub")?;
     println!("tidings hub: {url}");
     if let Some(secret) = dev_secret {
@@ -241,6 +256,32 @@ fn raise_open_files_limit() -> u64 {
         }
     }
     limit.rlim_cur
+}
+
+/// Opens the history store the settings ask for.
+fn history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>> {
+    let events = args.retain_events.unwrap_or(100_000);
+    let bytes = args.retain_bytes.unwrap_or(256 << 20);
+    let age = duration(&args.retain_age)?;
+    match args.history.as_deref().unwrap_or("redb") {
+        "memory" if age.is_some() => bail!("--retain-age needs --history redb"),
+        "memory" => Ok(Arc::new(MemoryHistory::new(events, bytes))),
+        "redb" => {
+            let durability = match args.durability.as_deref().unwrap_or("immediate") {
+                "immediate" => Durability::Immediate,
+                "eventual" => Durability::Eventual,
+                other => bail!("unknown durability `{other}` (use immediate or eventual)"),
+            };
+            let retention = Retention {
+                events: Some(events as u64),
+                age,
+                bytes: Some(bytes as u64),
+            };
+            let dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from("tidings-data"));
+            Ok(Arc::new(RedbHistory::open(dir, durability, retention)?))
+        }
+        other => bail!("unknown history `{other}` (use redb or memory)"),
+    }
 }
 
 /// Builds the token settings; returns the generated secret when no key was

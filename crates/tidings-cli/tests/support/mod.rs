@@ -22,6 +22,9 @@ pub struct Hub {
     pub child: Child,
     pub url: String,
     pub origin: String,
+    /// The hub's own data directory, so hubs running side by side never
+    /// share a history file; removed when dropped.
+    pub data_dir: tempfile::TempDir,
 }
 
 impl Hub {
@@ -51,7 +54,9 @@ impl Hub {
     }
 
     fn spawn(mut command: Command) -> Hub {
+        let data_dir = tempfile::tempdir().expect("data dir");
         let mut child = command
+            .env("TIDINGS_DATA_DIR", data_dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -63,7 +68,12 @@ impl Hub {
         // Keep draining stdout so the hub never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         let origin = url::Url::parse(&url).unwrap().origin().ascii_serialization();
-        Hub { child, url, origin }
+        Hub {
+            child,
+            url,
+            origin,
+            data_dir,
+        }
     }
 
     pub fn publisher_token(&self) -> String {
