@@ -66,7 +66,7 @@ async fn a_reused_id_resolves_to_its_earliest_occurrence() {
 
 #[tokio::test]
 async fn history_is_bounded_and_replay_filters_topics() {
-    let hub = Hub::start(&["--retain-events", "10"]);
+    let hub = Hub::start(&["--history", "memory", "--retain-events", "10"]);
     for n in 0..30 {
         hub.publish(if n % 2 == 0 { "even" } else { "odd" }, &n.to_string()).await;
     }

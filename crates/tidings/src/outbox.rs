@@ -4,12 +4,20 @@
 //! nothing (no preallocated slots), the writer must be able to take every
 //! queued frame at once to coalesce them into one write, and overflow must
 //! close the queue with a reason instead of blocking the publisher.
+//!
+//! On the direct HTTP/1.1 path the queue also writes through: when nothing
+//! is queued and the connection's writer is idle, dispatch writes the frame
+//! to the socket itself. Most deliveries then cost one system call, with no
+//! task to wake and schedule; a frame the socket cannot take at once is
+//! queued and the writer woken, so order is kept.
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use tokio::net::TcpStream;
 
 /// Why the hub ends a subscriber's stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +50,8 @@ pub struct Bounds {
 pub struct Outbox {
     queue: Mutex<Queue>,
     waker: AtomicWaker,
+    /// The connection's socket, on the direct path.
+    socket: OnceLock<Arc<TcpStream>>,
 }
 
 #[derive(Default)]
@@ -49,6 +59,8 @@ struct Queue {
     frames: VecDeque<Bytes>,
     bytes: usize,
     closed: Option<CloseReason>,
+    /// The writer is idle with nothing in flight: dispatch may write through.
+    write_through: bool,
 }
 
 /// What became of a pushed frame.
@@ -72,6 +84,21 @@ impl Outbox {
         Outbox {
             queue: Mutex::new(Queue::default()),
             waker: AtomicWaker::new(),
+            socket: OnceLock::new(),
+        }
+    }
+
+    /// Lets dispatch write to this socket once the writer allows it.
+    pub fn attach(&self, socket: Arc<TcpStream>) {
+        let _ = self.socket.set(socket);
+    }
+
+    /// Called by the writer when it has written everything it took: later
+    /// frames may go straight to the socket until the next one is queued.
+    pub fn allow_write_through(&self) {
+        let mut queue = self.queue.lock();
+        if queue.frames.is_empty() && queue.closed.is_none() && self.socket.get().is_some() {
+            queue.write_through = true;
         }
     }
 
@@ -81,6 +108,10 @@ impl Outbox {
         if queue.closed.is_some() {
             return Push::Closed;
         }
+        let frame = match self.write_through(&mut queue, frame) {
+            None => return Push::Queued,
+            Some(rest) => rest,
+        };
         let outcome = if queue.frames.len() >= bounds.events || queue.bytes + frame.len() > bounds.bytes {
             queue.close(CloseReason::Slow);
             Push::Overflowed
@@ -92,6 +123,23 @@ impl Outbox {
         drop(queue);
         self.waker.wake();
         outcome
+    }
+
+    /// Writes `frame` to the socket if allowed; returns what remains to queue.
+    fn write_through(&self, queue: &mut Queue, frame: Bytes) -> Option<Bytes> {
+        if !queue.write_through {
+            return Some(frame);
+        }
+        let socket = self.socket.get()?;
+        match socket.try_write(&frame) {
+            Ok(written) if written == frame.len() => None,
+            outcome => {
+                // The writer takes over: it will finish the frame, or meet
+                // the error and end the stream.
+                queue.write_through = false;
+                Some(frame.slice(outcome.unwrap_or(0)..))
+            }
+        }
     }
 
     /// Closes the queue; frames already queued are still delivered first,
@@ -118,6 +166,7 @@ impl Outbox {
     fn try_batch(&self) -> Option<Batch> {
         let mut queue = self.queue.lock();
         if !queue.frames.is_empty() {
+            queue.write_through = false;
             queue.bytes = 0;
             // Give the allocation away: an idle subscriber keeps no buffer.
             let frames = std::mem::take(&mut queue.frames);
@@ -129,6 +178,7 @@ impl Outbox {
 
 impl Queue {
     fn close(&mut self, reason: CloseReason) {
+        self.write_through = false;
         if self.closed.is_none() {
             self.closed = Some(reason);
             if reason == CloseReason::Slow {

@@ -15,6 +15,8 @@ use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -119,18 +121,31 @@ fn header_map(raw: &[httparse::Header<'_>]) -> HeaderMap {
 }
 
 /// Writes the stream's batches until it ends or the client goes away.
-async fn pump(mut stream: TcpStream, mut events: EventStream) -> io::Result<()> {
+async fn pump(socket: TcpStream, mut events: EventStream) -> io::Result<()> {
+    let socket = Arc::new(socket);
+    events.outbox().attach(socket.clone());
     loop {
         let batch = tokio::select! {
             batch = poll_fn(|cx| events.poll_batch(cx)) => batch,
-            closed = peer_closed(&stream) => {
+            closed = peer_closed(&socket) => {
                 closed?;
                 return Ok(());
             }
         };
         match batch {
-            Some(mut frames) => write_frames(&mut stream, &mut frames).await?,
-            None => return stream.shutdown().await,
+            Some(mut frames) => {
+                write_frames(&socket, &mut frames).await?;
+                if events.is_live() {
+                    events.outbox().allow_write_through();
+                }
+            }
+            None => {
+                // Ends the response, which is delimited by the close. The
+                // outbox still holds the socket, so close our side here.
+                // SAFETY: a valid descriptor, owned by `socket`, alive here.
+                unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_WR) };
+                return Ok(());
+            }
         }
     }
 }
@@ -150,7 +165,7 @@ async fn peer_closed(stream: &TcpStream) -> io::Result<()> {
 }
 
 /// Writes every frame, as few system calls as the kernel allows.
-async fn write_frames(stream: &mut TcpStream, frames: &mut [Bytes]) -> io::Result<()> {
+async fn write_frames(socket: &TcpStream, frames: &mut [Bytes]) -> io::Result<()> {
     let mut first = 0;
     while first < frames.len() {
         let slices: Vec<IoSlice<'_>> = frames[first..]
@@ -158,10 +173,15 @@ async fn write_frames(stream: &mut TcpStream, frames: &mut [Bytes]) -> io::Resul
             .take(MAX_IOV)
             .map(|frame| IoSlice::new(frame))
             .collect();
-        let mut written = stream.write_vectored(&slices).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
+        let mut written = match socket.try_write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => written,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                socket.writable().await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         while written > 0 {
             let frame = &mut frames[first];
             let step = written.min(frame.len());
