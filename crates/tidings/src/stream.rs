@@ -57,6 +57,15 @@ impl EventStream {
         self.resumed_from.as_deref()
     }
 
+    /// Live events come from the subscriber's queue (replay is over).
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(self.phase, Phase::Live)
+    }
+
+    pub(crate) fn outbox(&self) -> &crate::outbox::Outbox {
+        &self.subscriber.outbox
+    }
+
     /// The identifier the hub gave this subscriber.
     pub fn subscriber_id(&self) -> String {
         format!("urn:uuid:{}", self.subscriber.identifier)
