@@ -29,6 +29,7 @@ use redb::{
     WriteTransaction,
 };
 use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -423,11 +424,45 @@ impl History for RedbHistory {
     }
 }
 
+/// Opens the file, letting redb repair it after a crash. A file that was
+/// closed cleanly is checked in full instead: damage from outside (a disk
+/// fault, a stray write) is reported now rather than found by a reader.
 fn open_file(path: &Path) -> Result<Database, HistoryError> {
-    Database::builder()
+    let repaired = Arc::new(AtomicBool::new(false));
+    let flag = repaired.clone();
+    let mut builder = Database::builder();
+    builder
         .set_cache_size(CACHE_BYTES)
-        .create(path)
-        .map_err(|e| open_error(path, e))
+        .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
+    // redb asserts, rather than returning an error, on a file cut short;
+    // the report below says it better than the panic message would.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(AssertUnwindSafe(|| builder.create(path)));
+    std::panic::set_hook(hook);
+    let mut db = match opened {
+        Ok(result) => result.map_err(|e| open_error(path, e))?,
+        Err(_) => {
+            let why = "the file is shorter than its header says";
+            return Err(HistoryError::Failed(corrupt_file(path, why)));
+        }
+    };
+    if repaired.load(Ordering::Relaxed) {
+        // The repair checked every page on its way.
+        tracing::warn!(path = %path.display(), "history was not closed cleanly; repaired");
+        return Ok(db);
+    }
+    match db.check_integrity() {
+        Ok(true) => Ok(db),
+        Ok(false) => {
+            tracing::error!(
+                path = %path.display(),
+                "history was damaged; redb restored its last intact state, so the newest events may be missing"
+            );
+            Ok(db)
+        }
+        Err(error) => Err(open_error(path, error)),
+    }
 }
 
 /// Creates the tables on first use (and checks the file takes a write);
@@ -917,14 +952,18 @@ mod tests {
         }
     }
 
-    fn open_counting(path: &Path) -> (RedbHistory, Arc<AtomicU64>) {
-        let file = std::fs::OpenOptions::new()
+    fn open_rw(path: &Path) -> std::fs::File {
+        std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-            .unwrap();
+            .unwrap()
+    }
+
+    fn open_counting(path: &Path) -> (RedbHistory, Arc<AtomicU64>) {
+        let file = open_rw(path);
         let read = Arc::new(AtomicU64::new(0));
         let backend = Counting {
             file: FileBackend::new(file).unwrap(),
@@ -938,6 +977,81 @@ mod tests {
             Retention::default(),
         );
         (history.unwrap(), read)
+    }
+
+    /// Fails every write while `failing` is set, like a full disk.
+    #[derive(Debug)]
+    struct Flaky {
+        file: FileBackend,
+        failing: Arc<AtomicBool>,
+    }
+
+    impl Flaky {
+        fn check(&self) -> std::io::Result<()> {
+            if self.failing.load(Ordering::Relaxed) {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            Ok(())
+        }
+    }
+
+    impl redb::StorageBackend for Flaky {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+        fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            self.file.read(offset, len)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.file.set_len(len)
+        }
+        fn sync_data(&self, eventual: bool) -> std::io::Result<()> {
+            self.check()?;
+            self.file.sync_data(eventual)
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.file.write(offset, data)
+        }
+    }
+
+    #[test]
+    fn a_failed_write_refuses_appends_keeps_reads_and_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let failing = Arc::new(AtomicBool::new(false));
+        let backend = Flaky {
+            file: FileBackend::new(open_rw(&path)).unwrap(),
+            failing: failing.clone(),
+        };
+        let db = Database::builder().create_with_backend(backend).unwrap();
+        let history =
+            RedbHistory::with_database(path, db, Durability::Immediate, Retention::default())
+                .unwrap();
+        history.append(&events(1..=3)).unwrap();
+
+        failing.store(true, Ordering::Relaxed);
+        let Err(HistoryError::Unavailable(reason)) = history.append(&events(4..=5)) else {
+            panic!("a failed write was acknowledged");
+        };
+        assert!(reason.contains("No space left"), "{reason}");
+        assert_eq!(seqs(&history.read_after(0, 10).unwrap()), vec![1, 2, 3]);
+
+        // Still failing: refused without touching the file until the retry
+        // delay is over, then the reopen fails too.
+        failing.store(false, Ordering::Relaxed);
+        assert!(matches!(
+            history.append(&events(4..=5)),
+            Err(HistoryError::Unavailable(_))
+        ));
+        std::thread::sleep(RETRY_AFTER);
+        history.append(&events(4..=5)).unwrap();
+        assert_eq!(
+            seqs(&history.read_after(0, 10).unwrap()),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert_eq!(history.stats().events, 5);
     }
 
     /// Resuming deep inside a million events touches a few pages, not the
