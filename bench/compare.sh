@@ -163,15 +163,20 @@ apt_install() {
 
 # ---- building ---------------------------------------------------------------
 
+# The binaries are copied out of target/: another build in the same tree
+# must not swap them in the middle of a run.
+mkdir -p "$WORK/bin"
 log "building tidings-bench and naive-axum (release)"
 cargo build --release -q -p tidings-bench >&2
-BENCH="$ROOT/target/release/tidings-bench"
-NAIVE="$ROOT/target/release/naive-axum"
+cp "$ROOT/target/release/tidings-bench" "$ROOT/target/release/naive-axum" "$WORK/bin/"
+BENCH="$WORK/bin/tidings-bench"
+NAIVE="$WORK/bin/naive-axum"
 
 TIDINGS_OK=0
 if [[ ",$SERVERS," == *,tidings,* ]]; then
   log "building tidings (release)"
   if cargo build --release -q --bin tidings >&2; then
+    cp "$ROOT/target/release/tidings" "$WORK/bin/"
     TIDINGS_OK=1
   else
     loud "tidings does not build: its column will say skipped"
@@ -185,7 +190,7 @@ fi
 PORT=18080
 
 start_tidings() {
-  local tidings="$ROOT/target/release/tidings" history=()
+  local tidings="$WORK/bin/tidings" history=()
   # In-memory history is the default; name it where the flag exists.
   "$tidings" serve --help 2>/dev/null | grep -q -- '--history' && history=(--history memory)
   "$tidings" serve --listen "127.0.0.1:$PORT" --jwt-key "$JWT_KEY" "${history[@]}" \
@@ -404,9 +409,11 @@ done
 
 MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 MEM=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+COMMAND=bench/compare.sh
+[ "$SMOKE" = 1 ] && COMMAND="$COMMAND --smoke"
 NOTES=(
   --note "Machine: $(nproc) cores, ${MODEL:-unknown CPU}, $MEM of memory; open-file limit $NOFILE per process."
-  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), bench/compare.sh$([ "$SMOKE" = 1 ] && echo ' --smoke'): idle, fanout and h2 with $SUBS subscribers (h2 over $H2_CONNECTIONS connections), fanout and h2 at $FANOUT_RATE events/s, topics $TOPIC_SUBS subscribers at $TOPIC_RATE events/s, patterns $PATTERN_SUBS subscribers at $PATTERN_RATE events/s, $DURATION s of publishing; replay $REPLAY_SUBS clients each $BEHIND events behind."
+  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $COMMAND: idle, fanout and h2 with $SUBS subscribers (h2 over $H2_CONNECTIONS connections), fanout and h2 at $FANOUT_RATE events/s, topics $TOPIC_SUBS subscribers at $TOPIC_RATE events/s, patterns $PATTERN_SUBS subscribers at $PATTERN_RATE events/s, $DURATION s of publishing; replay $REPLAY_SUBS clients each $BEHIND events behind."
 )
 if [ "$SMOKE" = 1 ]; then
   OUT="$RESULTS_DIR/benchmarks-smoke.md"
