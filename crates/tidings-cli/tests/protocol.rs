@@ -124,7 +124,8 @@ async fn bad_subscriptions_get_400_with_a_reason() {
 async fn bad_publications_get_400_or_413_with_a_reason() {
     let hub = Hub::start(&["--max-body", "4096"]);
     let token = hub.publisher_token();
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("data", "no topic")], 400, "at least one `topic`"),
         (vec![("topic", "*")], 400, "reserved for the wildcard"),
         (vec![("topic", "/.well-known/mercure/subscriptions/x")], 400, "reserved namespace"),

@@ -57,7 +57,7 @@ pub fn same_or_allowed_origin(hub_origin: &str, allowlist: &[String], request: &
             Some(url.origin().ascii_serialization())
         });
     match source {
-        Some(origin) => origin == hub_origin || allowlist.iter().any(|a| *a == origin),
+        Some(origin) => origin == hub_origin || allowlist.contains(&origin),
         None => false,
     }
 }

@@ -122,7 +122,7 @@ fn serve_stream(http: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &Hea
             *response.headers_mut() = opened.headers;
             response
         }
-        Err(reply) => reply.into_response(),
+        Err(reply) => (*reply).into_response(),
     }
 }
 

@@ -27,7 +27,15 @@ struct Parsed {
     query_token: Option<String>,
 }
 
-pub fn open(hub: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMap) -> Result<Opened, Reply> {
+/// Errors are boxed: they are rare, and an open stream should not pay for
+/// their size.
+pub fn open(hub: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMap) -> Result<Opened, Box<Reply>> {
+    open_unboxed(hub, query, body, headers).map_err(Box::new)
+}
+
+// Boxed once, by `open`, rather than at every early return.
+#[allow(clippy::result_large_err)]
+fn open_unboxed(hub: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMap) -> Result<Opened, Reply> {
     let config = hub.hub.config();
     let mut parsed = parse(query, body, config.legacy).map_err(|reason| Reply::problem(StatusCode::BAD_REQUEST, reason))?;
     if let Some(value) = headers.get(&LAST_EVENT_ID) {
@@ -64,7 +72,9 @@ pub fn open(hub: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMa
 fn refusal(error: SubscribeError) -> Reply {
     let status = match error {
         SubscribeError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
-        SubscribeError::History(_) | SubscribeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        SubscribeError::History(_) | SubscribeError::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::BAD_REQUEST,
     };
     Reply::problem(status, error.to_string())

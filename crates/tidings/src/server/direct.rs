@@ -87,7 +87,7 @@ fn open_from_head(head: &[u8], http: &HubHttp) -> Parsed {
             let query = target.split_once('?').map_or("", |(_, q)| q);
             match subscribe::open(http, query.as_bytes(), None, &header_map(request.headers)) {
                 Ok(opened) => Parsed::Opened(response_head(200, "OK", &opened.headers, None), opened.stream),
-                Err(reply) => Parsed::Refused(reply),
+                Err(reply) => Parsed::Refused(*reply),
             }
         }
         // Other requests, and malformed ones hyper will answer 400.
