@@ -150,7 +150,11 @@ impl Hub {
             .spawn(move || commit_loop(&committer, queue))
             .map_err(|e| crate::StartError::Io(e.to_string()))?;
         if let Some(announcements) = announcements {
-            tokio::spawn(crate::presence::announce(Arc::downgrade(&core), jobs.downgrade(), announcements));
+            tokio::spawn(crate::presence::announce(
+                Arc::downgrade(&core),
+                jobs.downgrade(),
+                announcements,
+            ));
         }
         let shutdown = CancellationToken::new();
         tokio::spawn(sweep_loop(Arc::downgrade(&core), shutdown.clone()));
@@ -197,7 +201,11 @@ impl Hub {
         let (done, result) = oneshot::channel();
         self.shared
             .jobs
-            .send(Job { update, done, change: None })
+            .send(Job {
+                update,
+                done,
+                change: None,
+            })
             .await
             .map_err(|_| PublishError::ShuttingDown)?;
         let event = result.await.map_err(|_| PublishError::ShuttingDown)??;
@@ -382,7 +390,9 @@ fn dispatch(core: &Core, events: &[SharedEvent], jobs: &[Job]) {
             presence.dispatched(jobs.iter().filter_map(|job| job.change.as_ref()), events);
             // Announced now, not when the writer lets go of the stream: a
             // stuck client can hold a blocked write for a long time.
-            slow.iter().for_each(|subscriber| presence.ended(subscriber));
+            for subscriber in &slow {
+                presence.ended(subscriber);
+            }
         }
     }
     core.metrics.delivered.inc_by(delivered);
