@@ -311,9 +311,9 @@ impl Hub {
     /// watchers still connected hear it; see [`Hub::closed`].
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
-        match &self.shared.core.presence {
-            Some(presence) => presence.farewell(),
-            None => self.shared.core.close_streams(CloseReason::Shutdown),
+        let core = &self.shared.core;
+        if !core.presence.as_ref().is_some_and(Presence::farewell) {
+            core.close_streams(CloseReason::Shutdown);
         }
     }
 

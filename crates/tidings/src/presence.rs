@@ -129,11 +129,14 @@ impl Presence {
     }
 
     /// Starts shutdown: announces the end of every subscription, then closes
-    /// the streams, so that watchers still connected hear every end.
-    pub(crate) fn farewell(&self) {
-        if self.announcements.send(Announcement::Farewell).is_err() {
+    /// the streams, so that watchers still connected hear every end. False
+    /// when the task that would do it is gone: the caller closes the streams.
+    pub(crate) fn farewell(&self) -> bool {
+        let sent = self.announcements.send(Announcement::Farewell).is_ok();
+        if !sent {
             self.farewell_done.cancel();
         }
+        sent
     }
 
     /// Resolves once the farewell's events are committed and the streams closed.
