@@ -346,7 +346,10 @@ impl Core {
 fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
     let mut seq = core.index.lock().last_dispatched();
     let mut jobs = Vec::with_capacity(BATCH);
+    let (mut previous, mut write) = (0, Duration::ZERO);
     while queue.blocking_recv_many(&mut jobs, BATCH) > 0 {
+        gather(&mut queue, &mut jobs, previous, write);
+        previous = jobs.len();
         let events: Vec<SharedEvent> = jobs
             .iter()
             .map(|job| {
@@ -355,7 +358,10 @@ fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
                 Arc::new(Event::from_update(seq, id, &job.update))
             })
             .collect();
-        if let Err(error) = core.history.append(&events) {
+        let started = Instant::now();
+        let appended = core.history.append(&events);
+        write = started.elapsed();
+        if let Err(error) = appended {
             tracing::warn!(%error, "refusing publications");
             for job in jobs.drain(..) {
                 let _ = job.done.send(Err(error.clone()));
@@ -365,6 +371,28 @@ fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
         dispatch(core, &events, &jobs);
         for (job, event) in jobs.drain(..).zip(events) {
             let _ = job.done.send(Ok(event));
+        }
+    }
+}
+
+/// Group commit with a slow store (an fsync per append): publishers whose
+/// last update was just acknowledged are sending their next one. When fewer
+/// are queued than went into the last batch, waiting a fraction of a write
+/// for them saves the stragglers a whole write of their own. A fast store
+/// never waits.
+fn gather(queue: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, previous: usize, write: Duration) {
+    let linger = write / 4;
+    if linger < Duration::from_micros(100) {
+        return;
+    }
+    let deadline = Instant::now() + linger;
+    while jobs.len() < previous.min(BATCH) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
+        while jobs.len() < BATCH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
         }
     }
 }
