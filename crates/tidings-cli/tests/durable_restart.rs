@@ -220,3 +220,24 @@ async fn a_cursor_past_retention_is_answered_with_earliest() {
         .collect();
     assert_eq!(replayed, ids[5..]);
 }
+
+#[tokio::test]
+async fn eventual_durability_keeps_everything_over_a_clean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = hub(dir.path(), &["--durability", "eventual"]);
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(first.publish("t", &format!("{n}")).await);
+    }
+    stop(first);
+    let second = hub(dir.path(), &["--durability", "eventual"]);
+    let mut replay =
+        Stream::open(&second.subscribe_url("match=t&last_event_id=earliest"), &[]).await;
+    let replayed: Vec<String> = replay
+        .take(20)
+        .await
+        .into_iter()
+        .map(|m| m.id.unwrap())
+        .collect();
+    assert_eq!(replayed, ids);
+}

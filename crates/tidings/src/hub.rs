@@ -449,7 +449,9 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut trim: Option<tokio::task::JoinHandle<()>> = None;
-    let mut trimmed = Instant::now();
+    // Counted in ticks: comparing clocks would skip every other tick.
+    let trim_ticks = (TRIM_EVERY.as_millis() / period.as_millis().max(1)).max(1) as u64;
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -474,8 +476,8 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
         let stats = core.history.stats();
         core.metrics.history_events.set(stats.events as i64);
         core.metrics.history_bytes.set(stats.bytes as i64);
-        if trimmed.elapsed() >= TRIM_EVERY && trim.as_ref().is_none_or(|task| task.is_finished()) {
-            trimmed = Instant::now();
+        ticks += 1;
+        if ticks % trim_ticks == 0 && trim.as_ref().is_none_or(|task| task.is_finished()) {
             let history = core.history.clone();
             trim = Some(tokio::task::spawn_blocking(move || {
                 if let Err(error) = history.trim() {
