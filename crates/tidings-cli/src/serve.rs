@@ -223,7 +223,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .max_connections
         .unwrap_or_else(|| open_files.saturating_sub(RESERVED_FILES).max(1) as usize);
     config.limits.body = args.max_body.unwrap_or(config.limits.body);
-    let history = history(&args)?;
+    let (history, store) = history(&args)?;
     let hub = Hub::start(config, history).await.context("cannot start the hub")?;
     println!("tidings hub: {url}");
     if let Some(secret) = dev_secret {
@@ -233,6 +233,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%url, %bound, tls = tls.is_some(), max_subscribers = hub.config().limits.connections, "listening");
     let grace = duration(&args.shutdown_grace)?.unwrap_or(Duration::from_secs(10));
     tidings::server::serve(listener, hub, tls.map(|(acceptor, _)| acceptor), shutdown_signal(), grace).await?;
+    // The process exits without waiting for the hub's threads to drop the
+    // store: close it here, so the next start needs no repair.
+    if let Some(store) = store {
+        store.close();
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -258,14 +263,15 @@ fn raise_open_files_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// Opens the history store the settings ask for.
-fn history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>> {
+/// Opens the history store the settings ask for; the redb store is
+/// returned a second time, to be closed at exit.
+fn history(args: &ServeArgs) -> anyhow::Result<(Arc<dyn History>, Option<Arc<RedbHistory>>)> {
     let events = args.retain_events.unwrap_or(100_000);
     let bytes = args.retain_bytes.unwrap_or(256 << 20);
     let age = duration(&args.retain_age)?;
     match args.history.as_deref().unwrap_or("redb") {
         "memory" if age.is_some() => bail!("--retain-age needs --history redb"),
-        "memory" => Ok(Arc::new(MemoryHistory::new(events, bytes))),
+        "memory" => Ok((Arc::new(MemoryHistory::new(events, bytes)), None)),
         "redb" => {
             let durability = match args.durability.as_deref().unwrap_or("immediate") {
                 "immediate" => Durability::Immediate,
@@ -278,7 +284,8 @@ fn history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>> {
                 bytes: Some(bytes as u64),
             };
             let dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from("tidings-data"));
-            Ok(Arc::new(RedbHistory::open(dir, durability, retention)?))
+            let store = Arc::new(RedbHistory::open(dir, durability, retention)?);
+            Ok((store.clone(), Some(store)))
         }
         other => bail!("unknown history `{other}` (use redb or memory)"),
     }
