@@ -111,7 +111,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
 
-    /// Publishing connections (a topic always uses the same one).
+    /// Publishing connections, each with one request in flight.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
 

@@ -1,12 +1,12 @@
 //! Publishing events at a steady rate through each server's own API.
 //!
-//! Events are handed to a small pool of keep-alive HTTP/1.1 connections.
-//! A stream is always published on the same connection, and each connection
-//! waits for one answer before sending the next request, so the events of a
-//! stream reach the server in sequence order, which is what lets receivers
-//! call anything out of order a defect. Each payload is stamped just before
-//! its request is written, so time an event spends queued inside this tool
-//! does not count against the server.
+//! Events are handed to a small pool of keep-alive HTTP/1.1 connections,
+//! each sending one request at a time: like several application servers
+//! publishing at once, and so not bound to one server's answer time per
+//! event. Events of one stream may therefore reach the server slightly out
+//! of order, which receivers allow for (see `tally`). Each payload is
+//! stamped just before its request is written, so time an event spends
+//! queued inside this tool does not count against the server.
 
 use crate::payload::Payload;
 use crate::target::Template;
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 
 /// Longest wait for one publish answer before it counts as failed.
@@ -129,18 +129,18 @@ pub async fn run(
     let published = Arc::new(Published::new(streams));
     let failed = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
-    let senders: Vec<_> = (0..connections.max(1))
-        .map(|_| {
-            let (tx, rx) = mpsc::channel(256);
-            workers.spawn(worker(
-                target.clone(),
-                rx,
-                published.clone(),
-                failed.clone(),
-            ));
-            tx
-        })
-        .collect();
+    // A short queue: when the server falls behind, the pacing loop waits
+    // instead of piling events up, and the achieved rate shows it.
+    let (sender, jobs) = mpsc::channel(connections.max(1));
+    let jobs = Arc::new(Mutex::new(jobs));
+    for _ in 0..connections.max(1) {
+        workers.spawn(worker(
+            target.clone(),
+            jobs.clone(),
+            published.clone(),
+            failed.clone(),
+        ));
+    }
 
     let mut next_seq = vec![0u64; streams as usize];
     let start = Instant::now();
@@ -157,12 +157,12 @@ pub async fn run(
             topic,
         };
         *seq += 1;
-        senders[stream as usize % senders.len()]
+        sender
             .send(job)
             .await
-            .context("publisher connection task ended")?;
+            .context("publisher connection tasks ended")?;
     }
-    drop(senders);
+    drop(sender);
     while let Some(done) = workers.join_next().await {
         done?;
     }
@@ -176,12 +176,15 @@ pub async fn run(
 
 async fn worker(
     target: Target,
-    mut jobs: mpsc::Receiver<Job>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     published: Arc<Published>,
     failed: Arc<AtomicU64>,
 ) {
     let mut conn: Option<http1::SendRequest<Full<Bytes>>> = None;
-    while let Some(job) = jobs.recv().await {
+    loop {
+        let Some(job) = jobs.lock().await.recv().await else {
+            break;
+        };
         let result = tokio::time::timeout(ANSWER_TIMEOUT, publish_one(&target, &mut conn, &job))
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ANSWER_TIMEOUT:?}")));

@@ -67,6 +67,7 @@ async fn main() -> std::io::Result<()> {
         .route("/publish", post(publish))
         .with_state(Topics::default());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    eprintln!("naive-axum listening on {addr}");
+    // The bound address, so that port 0 can be used and still found.
+    println!("naive-axum listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await
 }

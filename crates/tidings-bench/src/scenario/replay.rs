@@ -14,6 +14,7 @@ use crate::publish;
 use crate::report::Report;
 use crate::source::Sources;
 use crate::tally::Tally;
+use anyhow::{anyhow, bail};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -27,9 +28,12 @@ pub async fn run(ctx: &Context) -> anyhow::Result<Report> {
     let behind = ctx.args.behind.max(1);
     let total = WARM + behind;
 
-    let Some(resume_id) = backlog(ctx, &the_topic, total).await? else {
-        report.fail("the probe subscriber did not see the backlog with event IDs");
-        return Ok(report);
+    let resume_id = match backlog(ctx, &the_topic, total).await {
+        Ok(id) => id,
+        Err(e) => {
+            report.fail(format!("building the backlog: {e:#}"));
+            return Ok(report);
+        }
     };
 
     let subs = (0..ctx.args.subs)
@@ -69,9 +73,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Publishes `total` events while one probe listens, and returns the ID of
-/// event `WARM - 1`, or `None` if the probe did not see every event.
-async fn backlog(ctx: &Context, topic: &str, total: u64) -> anyhow::Result<Option<String>> {
+/// Publishes `total` events while one probe listens, and returns the ID the
+/// server gave event `WARM - 1`.
+async fn backlog(ctx: &Context, topic: &str, total: u64) -> anyhow::Result<String> {
     let stream = Sources::new(0).connect(0, ctx.subscribe.addr()).await?;
     let headers: Vec<(&str, &str)> = ctx
         .fleet
@@ -111,21 +115,24 @@ async fn backlog(ctx: &Context, topic: &str, total: u64) -> anyhow::Result<Optio
         )
         .await;
     });
-    let wait = Duration::from_secs_f64(ctx.args.setup_timeout);
     let seen = async {
-        tokio::time::timeout(wait, ready_rx).await.ok()?.ok()?;
+        let wait = Duration::from_secs_f64(ctx.args.setup_timeout);
+        tokio::time::timeout(wait, ready_rx)
+            .await
+            .map_err(|_| anyhow!("the probe subscription was not answered"))??;
         tokio::time::sleep(Duration::from_secs_f64(ctx.args.settle)).await;
         let pick = |_| (0, topic.to_string());
-        let (outcome, _) = publish::run(&ctx.publish, 1, 1, total, ctx.args.rate, pick)
-            .await
-            .ok()?;
+        let (outcome, _) = publish::run(&ctx.publish, 1, 1, total, ctx.args.rate, pick).await?;
         if outcome.failed > 0 {
-            return None;
+            bail!("{} of {total} publications failed", outcome.failed);
         }
         let drain = Duration::from_secs_f64(ctx.args.drain);
-        tokio::time::timeout(drain, done_rx).await.ok()?.ok()?
+        tokio::time::timeout(drain, done_rx)
+            .await
+            .map_err(|_| anyhow!("the probe did not receive all {total} events"))??
+            .ok_or_else(|| anyhow!("event {} came without an id", WARM - 1))
     }
     .await;
     probe.abort();
-    Ok(seen)
+    seen
 }
