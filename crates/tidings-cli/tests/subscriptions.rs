@@ -690,6 +690,43 @@ async fn shutdown_announces_every_end_to_watchers_still_connected() {
     assert!(status.success(), "{status}");
 }
 
+#[tokio::test]
+async fn shutdown_commits_every_end_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let mut first = start(&["--data-dir", data_dir]);
+    let mut streams = Vec::new();
+    for topic in ["a", "b", "c"] {
+        streams.push(open(&first, &format!("match={topic}"), None).await);
+    }
+    Command::new("kill")
+        .args(["-TERM", &first.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(first.child.wait().unwrap().success());
+
+    // The durable history of the next run tells the whole story.
+    let second = start(&["--data-dir", data_dir]);
+    let mut replay = watch(&second, Some("earliest")).await;
+    let mut story = Vec::new();
+    while let Some(message) = replay.next_within(Duration::from_millis(500)).await {
+        let doc = document(&message);
+        if doc["match"] != EVERY {
+            story.push((
+                doc["match"].as_str().unwrap().to_string(),
+                doc["active"] == true,
+            ));
+        }
+    }
+    story.sort();
+    let expected: Vec<(String, bool)> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|topic| [(topic.to_string(), false), (topic.to_string(), true)])
+        .collect();
+    assert_eq!(story, expected);
+    drop(streams);
+}
+
 /// 200 clients come and go while a watcher loads the list, then follows the
 /// events from the list's cursor: it ends with exactly the list the API
 /// gives at the end, and that list holds exactly who is still connected.
@@ -746,6 +783,9 @@ async fn the_list_and_the_events_agree_while_200_clients_come_and_go() {
     }
     let missed: Vec<&String> = end.difference(&known).collect();
     let ghosts: Vec<&String> = known.difference(&end).collect();
-    assert!(missed.is_empty() && ghosts.is_empty(), "missed {missed:?}, ghosts {ghosts:?}");
+    assert!(
+        missed.is_empty() && ghosts.is_empty(),
+        "missed {missed:?}, ghosts {ghosts:?}"
+    );
     assert_eq!(staying.len(), 67);
 }
