@@ -7,26 +7,26 @@
 
 use crate::event::Event;
 use crate::matcher::{MatchKind, Matcher};
+use crate::members::Members;
 use crate::outbox::Push;
 use crate::subscriber::Subscriber;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-type Members = HashMap<u64, Arc<Subscriber>>;
 
 /// Past this many cached topics the cache starts over, which bounds its memory.
 const CACHE_TOPICS: usize = 65_536;
 
 #[derive(Default)]
 pub struct Index {
-    exact: HashMap<Box<str>, Members>,
+    exact: HashMap<Arc<str>, Members>,
     wildcard: Members,
     patterns: HashMap<u64, Pattern>,
     pattern_ids: HashMap<(MatchKind, Box<str>), u64>,
     next_pattern: u64,
     /// Topic → ids of the patterns that match it.
     cache: HashMap<Box<str>, Box<[u64]>>,
-    all: Members,
+    all: HashMap<u64, Arc<Subscriber>>,
     /// The sequence of the last event dispatched; a subscriber registered now
     /// gets every later event live, so replay stops here.
     last_dispatched: u64,
@@ -78,11 +78,11 @@ impl Index {
             let members = if matcher.is_wildcard() {
                 &mut self.wildcard
             } else if matcher.is_exact() {
-                self.exact.entry(matcher.source().into()).or_default()
+                self.exact.entry(matcher.shared_source()).or_default()
             } else {
                 self.pattern_members(matcher)
             };
-            members.insert(key, subscriber.clone());
+            members.insert(subscriber.clone());
         }
         self.all.insert(key, subscriber);
         self.last_dispatched
@@ -100,7 +100,7 @@ impl Index {
                     id,
                     Pattern {
                         matcher: matcher.clone(),
-                        members: Members::new(),
+                        members: Members::Empty,
                     },
                 );
                 // A new pattern may match cached topics: start the cache over.
@@ -118,10 +118,10 @@ impl Index {
         }
         for matcher in subscriber.matchers.iter() {
             if matcher.is_wildcard() {
-                self.wildcard.remove(&key);
+                self.wildcard.remove(key);
             } else if matcher.is_exact() {
                 if let Some(members) = self.exact.get_mut(matcher.source()) {
-                    members.remove(&key);
+                    members.remove(key);
                     if members.is_empty() {
                         self.exact.remove(matcher.source());
                     }
@@ -138,7 +138,7 @@ impl Index {
             return;
         };
         let pattern = self.patterns.get_mut(&id).expect("ids and patterns agree");
-        pattern.members.remove(&key);
+        pattern.members.remove(key);
         if pattern.members.is_empty() {
             // Cached entries may still name this id; dispatch skips unknown ids.
             self.patterns.remove(&id);
@@ -171,17 +171,17 @@ impl Index {
                 Push::Closed => {}
             }
         };
-        wildcard.values().for_each(&mut visit);
+        wildcard.for_each(&mut visit);
         for topic in event.topics() {
             if let Some(members) = exact.get(topic) {
-                members.values().for_each(&mut visit);
+                members.for_each(&mut visit);
             }
             if patterns.is_empty() {
                 continue;
             }
             for id in matching_patterns(cache, patterns, topic) {
                 if let Some(pattern) = patterns.get(id) {
-                    pattern.members.values().for_each(&mut visit);
+                    pattern.members.for_each(&mut visit);
                 }
             }
         }

@@ -19,6 +19,7 @@ pub mod http;
 mod hub;
 mod index;
 pub mod matcher;
+mod members;
 mod metrics;
 mod outbox;
 mod presence;

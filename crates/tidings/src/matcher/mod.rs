@@ -13,6 +13,7 @@ pub use template::{UriTemplate, Value, Variables};
 
 use pattern::UrlPatternMatcher;
 use std::fmt;
+use std::sync::Arc;
 use url::Url;
 
 /// The matcher types a subscription can use.
@@ -60,7 +61,8 @@ pub enum MatcherError {
 /// A compiled matcher.
 pub struct Matcher {
     kind: MatchKind,
-    source: Box<str>,
+    /// Shared with the topic index, which keys exact topics by it.
+    source: Arc<str>,
     compiled: Compiled,
 }
 
@@ -93,9 +95,10 @@ impl Matcher {
                 Compiled::Pattern(Box::new(UrlPatternMatcher::parse(source, base)?))
             }
             // Draft-07: a selector that is not a valid template is a plain string.
+            MatchKind::Selector if !UriTemplate::is_template(source) => Compiled::Exact,
             MatchKind::Selector => match UriTemplate::parse(source) {
-                Ok(template) if UriTemplate::is_template(source) => Compiled::Template(Box::new(template)),
-                _ => Compiled::Exact,
+                Ok(template) => Compiled::Template(Box::new(template)),
+                Err(_) => Compiled::Exact,
             },
         };
         Ok(Matcher {
@@ -112,6 +115,10 @@ impl Matcher {
     /// The matcher exactly as the client wrote it.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    pub(crate) fn shared_source(&self) -> Arc<str> {
+        self.source.clone()
     }
 
     /// True when only an equal topic can match, so the topic index can
