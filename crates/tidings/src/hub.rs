@@ -346,10 +346,11 @@ impl Core {
 fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
     let mut seq = core.index.lock().last_dispatched();
     let mut jobs = Vec::with_capacity(BATCH);
-    let (mut previous, mut write) = (0, Duration::ZERO);
+    let (mut peak, mut write) = (0, Duration::ZERO);
     while queue.blocking_recv_many(&mut jobs, BATCH) > 0 {
-        gather(&mut queue, &mut jobs, previous, write);
-        previous = jobs.len();
+        gather(&mut queue, &mut jobs, peak, write);
+        // A peak that decays slowly: one short batch must not shrink the next.
+        peak = jobs.len().max(peak - peak / 8);
         let events: Vec<SharedEvent> = jobs
             .iter()
             .map(|job| {
@@ -377,16 +378,16 @@ fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
 
 /// Group commit with a slow store (an fsync per append): publishers whose
 /// last update was just acknowledged are sending their next one. When fewer
-/// are queued than went into the last batch, waiting a fraction of a write
-/// for them saves the stragglers a whole write of their own. A fast store
-/// never waits.
-fn gather(queue: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, previous: usize, write: Duration) {
+/// are queued than recent batches held, waiting a fraction of a write for
+/// them saves the stragglers a whole write of their own. A fast store never
+/// waits.
+fn gather(queue: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, peak: usize, write: Duration) {
     let linger = write / 4;
     if linger < Duration::from_micros(100) {
         return;
     }
     let deadline = Instant::now() + linger;
-    while jobs.len() < previous.min(BATCH) && Instant::now() < deadline {
+    while jobs.len() < peak.min(BATCH) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(50));
         while jobs.len() < BATCH {
             match queue.try_recv() {
