@@ -263,9 +263,11 @@ fn raise_open_files_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// Opens the history store the settings ask for; the redb store is
-/// returned a second time, to be closed at exit.
-fn history(args: &ServeArgs) -> anyhow::Result<(Arc<dyn History>, Option<Arc<RedbHistory>>)> {
+/// The hub's history, and the redb store again when it is one, to close at exit.
+type Stores = (Arc<dyn History>, Option<Arc<RedbHistory>>);
+
+/// Opens the history store the settings ask for.
+fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
     let events = args.retain_events.unwrap_or(100_000);
     let bytes = args.retain_bytes.unwrap_or(256 << 20);
     let age = duration(&args.retain_age)?;
