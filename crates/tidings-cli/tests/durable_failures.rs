@@ -61,9 +61,12 @@ async fn a_second_hub_on_the_same_data_directory_refuses() {
     first.publish("t", "the first hub carries on").await;
 }
 
+/// A way of damaging a file, and its name.
+type Damage = (&'static str, fn(&mut Vec<u8>));
+
 #[tokio::test]
 async fn a_damaged_file_is_reported_with_the_way_out() {
-    let damages: [(&str, fn(&mut Vec<u8>)); 2] = [
+    let damages: [Damage; 2] = [
         ("header overwritten", |bytes| bytes[..64].fill(0x5A)),
         ("cut short", |bytes| bytes.truncate(bytes.len() / 3)),
     ];
