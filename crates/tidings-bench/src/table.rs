@@ -203,7 +203,7 @@ fn render(reports: &[Report], baseline: &str, notes: &[String]) -> String {
         let failures: Vec<String> = servers
             .iter()
             .filter_map(|s| find(s))
-            .filter(|r| r.status != Status::Ok)
+            .filter(|r| matches!(r.status, Status::Failed | Status::Skipped))
             .filter_map(|r| r.reason.as_ref().map(|why| format!("{}: {why}", r.server)))
             .collect();
         if !failures.is_empty() {
@@ -268,7 +268,11 @@ fn micros(v: f64) -> String {
 }
 
 fn nanos(v: f64) -> String {
-    if v >= 10_000.0 {
+    if v >= 10_000_000.0 {
+        format!("{:.1} ms", v / 1_000_000.0)
+    } else if v >= 1_000_000.0 {
+        format!("{:.0} µs", v / 1000.0)
+    } else if v >= 10_000.0 {
         format!("{:.1} µs", v / 1000.0)
     } else {
         format!("{v:.0} ns")
@@ -320,5 +324,7 @@ mod tests {
         assert_eq!(bytes(512.0), "512 B");
         assert_eq!(micros(25_000.0), "25.0 ms");
         assert_eq!(nanos(800.0), "800 ns");
+        assert_eq!(nanos(3_554_000.0), "3554 µs");
+        assert_eq!(nanos(35_540_000.0), "35.5 ms");
     }
 }
