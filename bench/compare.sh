@@ -339,7 +339,8 @@ available() { # server -> 0 if it can run here, installing it if allowed
     pushpin)
       { { command -v pushpin >/dev/null && [ -f /etc/pushpin/pushpin.conf ]; } \
           || apt_install pushpin; } \
-        && { command -v node >/dev/null || apt_install nodejs; } ;;
+        && { command -v node >/dev/null || apt_install nodejs; } \
+        && { command -v curl >/dev/null || apt_install curl; } ;;
     *) return 1 ;;
   esac
 }

@@ -161,7 +161,8 @@ fn render(reports: &[Report], baseline: &str, notes: &[String]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nEach cell: the figure, then in brackets the ratio to {baseline} (figure ÷ {baseline} figure).\n"
+        "\nEach cell: the figure, then in brackets the ratio to {baseline} (figure ÷ {baseline} figure). \
+         ↑: higher is better; ↓: lower is better.\n"
     );
     for scenario in SCENARIOS {
         let find = |server: &str| {
