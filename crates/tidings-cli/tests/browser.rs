@@ -150,9 +150,9 @@ impl Drop for Browser {
     }
 }
 
-fn query(key: &str, value: &str) -> String {
+fn query(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(key, value)
+        .extend_pairs(pairs)
         .finish()
 }
 
@@ -170,13 +170,13 @@ fn native_eventsource_receives_matching_events() {
     let subscriptions = [
         Subscription {
             name: "exact",
-            query: query("match", "https://example.com/books/1"),
+            query: query(&[("match", "https://example.com/books/1")]),
             types: &types,
             expect: 2,
         },
         Subscription {
             name: "pattern",
-            query: query("match_urlpattern", "https://example.com/books/:id"),
+            query: query(&[("match_urlpattern", "https://example.com/books/:id")]),
             types: &types,
             expect: 3,
         },
@@ -252,13 +252,21 @@ fn native_eventsource_receives_matching_events() {
 #[test]
 fn eventsource_resumes_with_last_event_id_across_cuts() {
     let Some(tools) = tools() else { return };
-    // Streams end every second; `retry: 100` brings the browser back fast,
-    // and it sends Last-Event-ID by itself.
+    // Streams end within a second; `retry: 100` brings the browser back
+    // fast, and it sends Last-Event-ID by itself.
     let hub = Hub::start(&["--max-lifetime", "1s", "--retry", "100"]);
     const COUNT: usize = 60;
     let subscriptions = [Subscription {
         name: "ticker",
-        query: query("match", "https://example.com/ticker"),
+        // A browser that has seen no event yet has no Last-Event-ID to send,
+        // so events published while its first connection is being replaced
+        // would be lost (the hub may cut it within milliseconds). Asking for
+        // everything from the start closes that gap; on reconnection the
+        // Last-Event-ID header takes precedence over this query cursor.
+        query: query(&[
+            ("match", "https://example.com/ticker"),
+            ("last_event_id", "earliest"),
+        ]),
         types: &["message"],
         expect: COUNT,
     }];
