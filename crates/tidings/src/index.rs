@@ -3,25 +3,29 @@
 //! Exact topics are a hash-map lookup, so their cost does not grow with the
 //! number of topics. Only patterns (URL patterns, URI templates) are
 //! evaluated, each distinct pattern once per topic: the result is cached per
-//! topic and shared by every subscriber using that pattern.
+//! topic and shared by every subscriber using that pattern. For a new topic,
+//! only the patterns whose literal start it shares are evaluated.
 
-use crate::event::Event;
+use crate::anchors::Anchors;
+use crate::event::SharedEvent;
 use crate::matcher::{MatchKind, Matcher};
 use crate::members::Members;
 use crate::outbox::Push;
 use crate::subscriber::Subscriber;
 use std::collections::HashMap;
 use std::sync::Arc;
-
+use url::Url;
 
 /// Past this many cached topics the cache starts over, which bounds its memory.
 const CACHE_TOPICS: usize = 65_536;
 
-#[derive(Default)]
 pub struct Index {
+    /// The hub URL, against which URL patterns resolve topics.
+    base: Url,
     exact: HashMap<Arc<str>, Members>,
     wildcard: Members,
     patterns: HashMap<u64, Pattern>,
+    anchors: Anchors,
     pattern_ids: HashMap<(MatchKind, Box<str>), u64>,
     next_pattern: u64,
     /// Topic → ids of the patterns that match it.
@@ -30,6 +34,9 @@ pub struct Index {
     /// The sequence of the last event dispatched; a subscriber registered now
     /// gets every later event live, so replay stops here.
     last_dispatched: u64,
+    /// That event, or its id when it was dispatched before a restart.
+    last_event: Option<SharedEvent>,
+    start_id: Option<Box<str>>,
 }
 
 struct Pattern {
@@ -45,11 +52,32 @@ pub struct Delivery {
 }
 
 impl Index {
-    pub fn with_last_dispatched(seq: u64) -> Index {
+    /// An empty index whose live events start after `last`, the newest
+    /// event in history.
+    pub fn new(base: Url, last: Option<(u64, Box<str>)>) -> Index {
+        let (last_dispatched, start_id) = match last {
+            Some((seq, id)) => (seq, Some(id)),
+            None => (0, None),
+        };
         Index {
-            last_dispatched: seq,
-            ..Index::default()
+            base,
+            exact: HashMap::new(),
+            wildcard: Members::Empty,
+            patterns: HashMap::new(),
+            anchors: Anchors::default(),
+            pattern_ids: HashMap::new(),
+            next_pattern: 0,
+            cache: HashMap::new(),
+            all: HashMap::new(),
+            last_dispatched,
+            last_event: None,
+            start_id,
         }
+    }
+
+    /// The id of the last event dispatched: a new live subscriber's cursor.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event.as_ref().map(|event| &*event.id).or(self.start_id.as_deref())
     }
 
     pub fn last_dispatched(&self) -> u64 {
@@ -96,6 +124,7 @@ impl Index {
                 self.next_pattern += 1;
                 let id = self.next_pattern;
                 self.pattern_ids.insert(slot, id);
+                self.anchors.add(id, matcher.anchor());
                 self.patterns.insert(
                     id,
                     Pattern {
@@ -143,20 +172,24 @@ impl Index {
             // Cached entries may still name this id; dispatch skips unknown ids.
             self.patterns.remove(&id);
             self.pattern_ids.remove(&slot);
+            self.anchors.remove(id, matcher.anchor());
         }
     }
 
     /// Offers `event` to every matching subscriber allowed to read it.
     pub fn dispatch(
         &mut self,
-        event: &Event,
+        event: &SharedEvent,
         mut offer: impl FnMut(&Arc<Subscriber>) -> Push,
     ) -> Delivery {
         self.last_dispatched = event.seq;
+        self.last_event = Some(event.clone());
         let Index {
+            base,
             exact,
             wildcard,
             patterns,
+            anchors,
             cache,
             ..
         } = self;
@@ -179,7 +212,7 @@ impl Index {
             if patterns.is_empty() {
                 continue;
             }
-            for id in matching_patterns(cache, patterns, topic) {
+            for id in matching_patterns(cache, patterns, anchors, base, topic) {
                 if let Some(pattern) = patterns.get(id) {
                     pattern.members.for_each(&mut visit);
                 }
@@ -193,16 +226,19 @@ impl Index {
 fn matching_patterns<'c>(
     cache: &'c mut HashMap<Box<str>, Box<[u64]>>,
     patterns: &HashMap<u64, Pattern>,
+    anchors: &Anchors,
+    base: &Url,
     topic: &str,
 ) -> &'c [u64] {
     if !cache.contains_key(topic) {
         if cache.len() >= CACHE_TOPICS {
             cache.clear();
         }
-        let ids = patterns
-            .iter()
-            .filter(|(_, pattern)| pattern.matcher.matches(topic))
-            .map(|(id, _)| *id)
+        let mut candidates = Vec::new();
+        anchors.candidates(topic, base, &mut candidates);
+        let ids = candidates
+            .into_iter()
+            .filter(|id| patterns.get(id).is_some_and(|pattern| pattern.matcher.matches(topic)))
             .collect();
         cache.insert(topic.into(), ids);
     }

@@ -9,6 +9,7 @@
 //! See `examples/embedded.rs` for a hub mounted in an application's own
 //! axum server and publishing in-process.
 
+mod anchors;
 pub mod auth;
 pub mod config;
 pub mod event;

@@ -131,6 +131,24 @@ impl Matcher {
         matches!(self.compiled, Compiled::Any)
     }
 
+    /// Where the topic index files this pattern (see `anchors.rs`).
+    pub(crate) fn anchor(&self) -> Option<crate::anchors::Anchor> {
+        use crate::anchors::Anchor;
+        match &self.compiled {
+            Compiled::Template(_) => {
+                let literal = &self.source[..self.source.find('{')?];
+                Anchor::of_literal(literal).map(Anchor::Topic)
+            }
+            Compiled::Pattern(pattern) => {
+                let path = pattern.pathname();
+                // Stop at the first character with a meaning in URL Pattern syntax.
+                let end = path.find([':', '*', '(', ')', '{', '}', '\\', '?', '+']).unwrap_or(path.len());
+                Anchor::of_literal(&path[..end]).map(Anchor::Path)
+            }
+            Compiled::Any | Compiled::Exact => None,
+        }
+    }
+
     pub fn matches(&self, topic: &str) -> bool {
         match &self.compiled {
             Compiled::Any => true,

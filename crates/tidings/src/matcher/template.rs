@@ -5,9 +5,11 @@
 //! that question, for all four levels of the RFC. It is written here because no
 //! permissively licensed crate matches Level 4 templates.
 //!
-//! A template is compiled once into an anchored expression for the `regex`
-//! crate, whose engines run in time linear in the candidate: a hostile
-//! selector cannot make matching backtrack, and the compiled size is capped.
+//! A template is compiled once into an anchored expression for `regex-lite`,
+//! whose matching runs in time linear in the candidate: a hostile selector
+//! cannot make matching backtrack, and the compiled size is capped. The lite
+//! engine keeps a plain NFA, a small fraction of what the full `regex` crate
+//! holds per expression; a hub keeps one per distinct subscriber selector.
 //!
 //! Matching is generous where the RFC leaves room: percent-encoding is read in
 //! either case, raw non-ASCII characters stand for their encoding (as in an
@@ -16,7 +18,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 
-use regex::{Regex, RegexBuilder};
+use regex_lite::{Regex, RegexBuilder};
 
 /// Cap on the compiled matcher, so one template cannot claim unbounded memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -139,9 +141,14 @@ impl UriTemplate {
         let regex = RegexBuilder::new(&pattern)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|err| match err {
-                regex::Error::CompiledTooBig(_) => TemplateError::too_complex(),
-                other => TemplateError::new(other.to_string()),
+            .map_err(|err| {
+                // regex-lite's errors have no kinds; its size error names the limit.
+                let reason = err.to_string();
+                if reason.contains("limit") {
+                    TemplateError::too_complex()
+                } else {
+                    TemplateError::new(reason)
+                }
             })?;
         Ok(UriTemplate {
             source: template.to_owned(),
@@ -460,8 +467,8 @@ impl Expression {
     /// Any in-order subset of the variables may be defined, joined by the
     /// separator, so there is one branch per choice of the first defined one.
     fn write_pattern(&self, out: &mut String) -> Result<(), TemplateError> {
-        let sep = regex::escape(self.op.separator());
-        let _ = write!(out, "(?:{}(?:", regex::escape(self.op.first()));
+        let sep = regex_lite::escape(self.op.separator());
+        let _ = write!(out, "(?:{}(?:", regex_lite::escape(self.op.first()));
         for (i, spec) in self.specs.iter().enumerate() {
             if i > 0 {
                 out.push('|');
@@ -481,7 +488,7 @@ impl Expression {
     fn value_pattern(&self, spec: &VarSpec) -> String {
         let op = self.op;
         let ch = char_pattern(op, "");
-        let sep = regex::escape(op.separator());
+        let sep = regex_lite::escape(op.separator());
         // Strings, unexploded lists and unexploded associative arrays.
         let any = format!("{}*", char_pattern(op, ","));
         let pattern = match (op.named(), spec.modifier) {
@@ -490,9 +497,9 @@ impl Expression {
             (false, Modifier::Explode) => {
                 format!("{ch}*(?:{sep}{ch}*)*|{ch}*={ch}*(?:{sep}{ch}*={ch}*)*")
             }
-            (true, Modifier::None) => assignment(op, &regex::escape(&spec.name), &any),
+            (true, Modifier::None) => assignment(op, &regex_lite::escape(&spec.name), &any),
             (true, Modifier::Prefix(len)) => {
-                assignment(op, &regex::escape(&spec.name), &prefix_pattern(op, len))
+                assignment(op, &regex_lite::escape(&spec.name), &prefix_pattern(op, len))
             }
             // Exploded pairs subsume exploded lists: a key may equal the name.
             (true, Modifier::Explode) => {
@@ -555,12 +562,12 @@ fn literal_pattern(literal: &str) -> String {
     for (i, c) in literal.char_indices() {
         let mut encoded = String::new();
         encode_char(&literal[i..], c, true, &mut encoded);
-        let raw = regex::escape(c.encode_utf8(&mut [0; 4]));
+        let raw = regex_lite::escape(c.encode_utf8(&mut [0; 4]));
         // Unchanged by encoding: the character is allowed in a URI as it is.
         if encoded.len() == c.len_utf8() {
             pattern.push_str(&raw);
         } else {
-            let _ = write!(pattern, "(?:{raw}|{})", regex::escape(&encoded));
+            let _ = write!(pattern, "(?:{raw}|{})", regex_lite::escape(&encoded));
         }
     }
     pattern
