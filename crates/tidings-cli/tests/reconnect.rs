@@ -185,3 +185,24 @@ async fn a_live_subscriber_gets_no_history() {
     hub.publish("t", "live").await;
     assert_eq!(stream.next().await.data, "live");
 }
+
+/// A live stream opens with the subscriber's cursor as an `id:` field, so
+/// a client cut off before its first event still resumes without a gap.
+#[tokio::test]
+async fn a_live_stream_opens_with_its_cursor() {
+    let hub = Hub::start(&["--history", "memory"]);
+    let mut first = Stream::open(&hub.subscribe_url("match=t"), &[]).await;
+    first.wait_registered().await;
+    assert!(first.raw.starts_with("id: earliest\n\n"), "{:?}", first.raw);
+    let before = hub.publish("t", "0").await;
+    let second = opened(&hub.subscribe_url("match=t")).await;
+    assert!(second.raw.starts_with(&format!("id: {before}\n\n")), "{:?}", second.raw);
+    // The connection drops before any event; meanwhile two are published.
+    drop(second);
+    hub.publish("t", "1").await;
+    hub.publish("t", "2").await;
+    let mut resumed = Stream::open(&hub.subscribe_url("match=t"), &[("last-event-id", &before)]).await;
+    assert_eq!(numbers(&resumed.take(2).await), [1, 2]);
+    let mut from_start = Stream::open(&hub.subscribe_url("match=t"), &[("last-event-id", "earliest")]).await;
+    assert_eq!(numbers(&from_start.take(3).await), [0, 1, 2]);
+}

@@ -40,6 +40,12 @@ pub fn retry(millis: u64) -> Bytes {
     Bytes::from(format!("retry: {millis}\n\n"))
 }
 
+/// An `id:` field on its own: it moves the client's last event id without
+/// dispatching an event.
+pub fn cursor(id: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\n\n"))
+}
+
 /// Splits on CRLF, CR or LF, as SSE parsers do. An empty value is one empty
 /// line, so the event still fires in `EventSource`.
 fn lines(data: &str) -> impl Iterator<Item = &str> {

@@ -137,7 +137,7 @@ impl Hub {
             false => (None, None),
         };
         let core = Arc::new(Core {
-            index: Mutex::new(Index::with_last_dispatched(last.as_ref().map_or(0, |(seq, _)| *seq))),
+            index: Mutex::new(Index::new(config.url.clone(), last)),
             history,
             metrics: Metrics::new(),
             config,
@@ -248,7 +248,7 @@ impl Hub {
             request.grants.clone(),
             self.deadline(request.grants.as_deref()),
         ));
-        let live_after = {
+        let (live_after, cursor) = {
             let mut index = core.index.lock();
             // Checked under the lock: shutdown's farewell sees every
             // subscriber registered before it, and no later one.
@@ -267,11 +267,16 @@ impl Hub {
             if let Some(presence) = &core.presence {
                 presence.started(&subscriber);
             }
-            live_after
+            // A live subscriber learns where it stands at once, so a stream
+            // cut before its first event still resumes without a gap.
+            let cursor = replay_from
+                .is_none()
+                .then(|| index.last_event_id().unwrap_or("earliest").into());
+            (live_after, cursor)
         };
         core.metrics.subscribers.inc();
         core.metrics.subscriptions.inc_by(subscriber.matchers.len() as i64);
-        Ok(EventStream::new(core.clone(), subscriber, replay_from, live_after))
+        Ok(EventStream::new(core.clone(), subscriber, replay_from, live_after, cursor))
     }
 
     fn matcher(&self, kind: MatchKind, source: &str) -> Result<Arc<Matcher>, SubscribeError> {
@@ -288,11 +293,14 @@ impl Hub {
     }
 
     /// The earlier of the token's expiry and the maximum lifetime.
+    /// The sweeper closes a stream at its first pass after this instant;
+    /// token expiry is moved one pass earlier, so the close comes no later
+    /// than `exp`.
     fn deadline(&self, grants: Option<&Grants>) -> Option<Instant> {
         let lifetime = self.config().max_lifetime.map(|d| Instant::now() + d);
         let expiry = grants.and_then(|g| g.expires_at).map(|at| {
             let left = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-            Instant::now() + left
+            Instant::now() + left.saturating_sub(sweep_period(self.config()))
         });
         match (lifetime, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -438,13 +446,18 @@ fn new_id() -> String {
     format!("urn:uuid:{}", uuid::Uuid::now_v7())
 }
 
+/// How often the sweeper passes: often enough for keep-alives and deadlines.
+fn sweep_period(config: &HubConfig) -> Duration {
+    config.keep_alive.min(Duration::from_secs(1))
+}
+
 /// Sends keep-alives to idle streams and closes streams past their deadline;
 /// one task for all subscribers, so no connection needs a timer of its own.
 /// Also applies history retention, on a blocking thread so the sweep (and
 /// the committer) never wait for it.
 async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
     let period = match core.upgrade() {
-        Some(core) => core.config.keep_alive.min(Duration::from_secs(1)),
+        Some(core) => sweep_period(&core.config),
         None => return,
     };
     let mut ticker = tokio::time::interval(period);
@@ -460,11 +473,10 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
         }
         let Some(core) = core.upgrade() else { return };
         let idle_limit = (core.config.keep_alive.as_millis() / period.as_millis().max(1)).max(1) as u32;
-        // Closing a little early keeps the promise to close no later than `exp`.
-        let horizon = Instant::now() + period;
+        let now = Instant::now();
         let bounds = core.config.queue;
         for subscriber in core.index.lock().subscribers() {
-            if subscriber.deadline.is_some_and(|deadline| deadline <= horizon) {
+            if subscriber.deadline.is_some_and(|deadline| deadline <= now) {
                 subscriber.outbox.close(CloseReason::Expired);
                 if let Some(presence) = &core.presence {
                     presence.ended(subscriber);

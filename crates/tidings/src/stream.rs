@@ -24,8 +24,14 @@ pub struct EventStream {
 }
 
 enum Phase {
-    /// The opening comment (and `retry:`), which flushes the response head.
-    Open { replay: Option<u64>, live_after: u64 },
+    /// The opening frame, which flushes the response head: `retry:`, then
+    /// the live subscriber's cursor as an `id:` (which sets `EventSource`'s
+    /// last event id without firing an event) or else a comment.
+    Open {
+        replay: Option<u64>,
+        live_after: u64,
+        cursor: Option<Box<str>>,
+    },
     /// Replaying history after `after`, up to the first live sequence.
     Replay { after: u64, live_after: u64 },
     Live,
@@ -38,6 +44,7 @@ impl EventStream {
         subscriber: Arc<Subscriber>,
         replay_from: Option<(u64, String)>,
         live_after: u64,
+        cursor: Option<Box<str>>,
     ) -> EventStream {
         let (replay, resumed_from) = match replay_from {
             Some((seq, answer)) => (Some(seq), Some(answer)),
@@ -46,7 +53,11 @@ impl EventStream {
         EventStream {
             core,
             subscriber,
-            phase: Phase::Open { replay, live_after },
+            phase: Phase::Open {
+                replay,
+                live_after,
+                cursor,
+            },
             resumed_from,
         }
     }
@@ -75,12 +86,16 @@ impl EventStream {
     pub fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Bytes>>> {
         loop {
             match self.phase {
-                Phase::Open { replay, live_after } => {
+                Phase::Open {
+                    replay,
+                    live_after,
+                    ref cursor,
+                } => {
                     let mut opening = Vec::with_capacity(2);
                     if let Some(retry) = self.core.config.retry {
                         opening.push(frame::retry(retry));
                     }
-                    opening.push(frame::KEEP_ALIVE);
+                    opening.push(cursor.as_deref().map_or(frame::KEEP_ALIVE, frame::cursor));
                     self.phase = match replay {
                         Some(after) if after < live_after => Phase::Replay { after, live_after },
                         _ => Phase::Live,
