@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "tidings", version, about = "A Mercure hub for Server-Sent Events")]
+#[command(
+    name = "tidings",
+    version,
+    about = "A Mercure hub for Server-Sent Events"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,7 +35,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return fail(&anyhow::anyhow!("cannot start the runtime: {error}")),
     };

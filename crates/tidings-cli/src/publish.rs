@@ -12,7 +12,11 @@ pub struct PublishArgs {
     #[arg(long = "topic", required = true)]
     pub topics: Vec<String>,
     /// The hub URL.
-    #[arg(long, env = "TIDINGS_HUB", default_value = "http://127.0.0.1:8080/.well-known/mercure")]
+    #[arg(
+        long,
+        env = "TIDINGS_HUB",
+        default_value = "http://127.0.0.1:8080/.well-known/mercure"
+    )]
     pub hub: String,
     /// Publisher token (see `tidings token`).
     #[arg(long, env = "TIDINGS_TOKEN", hide_env_values = true)]
@@ -38,7 +42,9 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     let data = match args.data.as_deref() {
         Some("-") | None => {
             let mut data = String::new();
-            std::io::stdin().read_to_string(&mut data).context("cannot read the data from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut data)
+                .context("cannot read the data from standard input")?;
             data
         }
         Some(data) => data.to_string(),
@@ -53,10 +59,13 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     form.extend(args.retry.map(|retry| ("retry", retry.to_string())));
     let body = form
         .iter()
-        .fold(url::form_urlencoded::Serializer::new(String::new()), |mut s, (k, v)| {
-            s.append_pair(k, v);
-            s
-        })
+        .fold(
+            url::form_urlencoded::Serializer::new(String::new()),
+            |mut s, (k, v)| {
+                s.append_pair(k, v);
+                s
+            },
+        )
         .finish();
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(args.insecure)

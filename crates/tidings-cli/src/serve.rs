@@ -170,8 +170,10 @@ impl ServeArgs {
         let Some(path) = &self.config else {
             return Ok(self);
         };
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let file: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let file: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("{} is not valid TOML", path.display()))?;
         let mut merged = serde_json::to_value(file)?;
         let overrides = serde_json::to_value(&self)?;
         if let (Some(base), Some(top)) = (merged.as_object_mut(), overrides.as_object()) {
@@ -184,7 +186,9 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let args = args.merged()?;
     init_logs(&args)?;
-    let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -224,7 +228,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| open_files.saturating_sub(RESERVED_FILES).max(1) as usize);
     config.limits.body = args.max_body.unwrap_or(config.limits.body);
     let (history, store) = history(&args)?;
-    let hub = Hub::start(config, history).await.context("cannot start the hub")?;
+    let hub = Hub::start(config, history)
+        .await
+        .context("cannot start the hub")?;
     println!("tidings hub: {url}");
     if let Some(secret) = dev_secret {
         let token = dev_token(&secret, &auth, &url)?;
@@ -232,7 +238,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(%url, %bound, tls = tls.is_some(), max_subscribers = hub.config().limits.connections, "listening");
     let grace = duration(&args.shutdown_grace)?.unwrap_or(Duration::from_secs(10));
-    tidings::server::serve(listener, hub, tls.map(|(acceptor, _)| acceptor), shutdown_signal(), grace).await?;
+    tidings::server::serve(
+        listener,
+        hub,
+        tls.map(|(acceptor, _)| acceptor),
+        shutdown_signal(),
+        grace,
+    )
+    .await?;
     // The process exits without waiting for the hub's threads to drop the
     // store: close it here, so the next start needs no repair.
     if let Some(store) = store {
@@ -247,14 +260,20 @@ const RESERVED_FILES: u64 = 64;
 
 /// Raises the soft open-files limit to the hard one; returns the limit.
 fn raise_open_files_limit() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain system calls on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return 1024;
         }
         if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
                 limit = raised;
             }
@@ -285,7 +304,10 @@ fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
                 age,
                 bytes: Some(bytes as u64),
             };
-            let dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from("tidings-data"));
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("tidings-data"));
             let store = Arc::new(RedbHistory::open(dir, durability, retention)?);
             Ok((store.clone(), Some(store)))
         }
@@ -305,20 +327,40 @@ fn auth_config(args: &ServeArgs, url: &Url) -> anyhow::Result<(AuthConfig, Optio
     if let Some(names) = &args.jwt_algorithms {
         auth.algorithms = names
             .iter()
-            .map(|name| name.trim().parse().map_err(|_| anyhow::anyhow!("unknown JWT algorithm `{name}`")))
+            .map(|name| {
+                name.trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("unknown JWT algorithm `{name}`"))
+            })
             .collect::<anyhow::Result<_>>()?;
     }
-    let issuer = Some(args.jwt_issuer.clone().unwrap_or_else(|| url.origin().ascii_serialization()));
-    let publisher = keys(&args.publisher_jwt_key, &args.publisher_jwt_key_file, &args.jwt_key)?;
-    let subscriber = keys(&args.subscriber_jwt_key, &args.subscriber_jwt_key_file, &args.jwt_key)?;
+    let issuer = Some(
+        args.jwt_issuer
+            .clone()
+            .unwrap_or_else(|| url.origin().ascii_serialization()),
+    );
+    let publisher = keys(
+        &args.publisher_jwt_key,
+        &args.publisher_jwt_key_file,
+        &args.jwt_key,
+    )?;
+    let subscriber = keys(
+        &args.subscriber_jwt_key,
+        &args.subscriber_jwt_key_file,
+        &args.jwt_key,
+    )?;
     let mut dev_secret = None;
-    let (publisher, subscriber) = if publisher.is_empty() && subscriber.is_empty() && args.jwks_url.is_none() {
-        let secret = random_secret();
-        dev_secret = Some(secret.clone());
-        (vec![KeySource::Secret(secret.clone())], vec![KeySource::Secret(secret)])
-    } else {
-        (publisher, subscriber)
-    };
+    let (publisher, subscriber) =
+        if publisher.is_empty() && subscriber.is_empty() && args.jwks_url.is_none() {
+            let secret = random_secret();
+            dev_secret = Some(secret.clone());
+            (
+                vec![KeySource::Secret(secret.clone())],
+                vec![KeySource::Secret(secret)],
+            )
+        } else {
+            (publisher, subscriber)
+        };
     auth.publisher = KeySet {
         issuer: issuer.clone(),
         keys: publisher,
@@ -334,7 +376,11 @@ fn auth_config(args: &ServeArgs, url: &Url) -> anyhow::Result<(AuthConfig, Optio
     Ok((auth, dev_secret))
 }
 
-fn keys(secret: &Option<String>, file: &Option<PathBuf>, shared: &Option<String>) -> anyhow::Result<Vec<KeySource>> {
+fn keys(
+    secret: &Option<String>,
+    file: &Option<PathBuf>,
+    shared: &Option<String>,
+) -> anyhow::Result<Vec<KeySource>> {
     let mut keys = Vec::new();
     if let Some(secret) = secret.as_ref().or(shared.as_ref()) {
         if secret.is_empty() {
@@ -343,7 +389,8 @@ fn keys(secret: &Option<String>, file: &Option<PathBuf>, shared: &Option<String>
         keys.push(KeySource::Secret(secret.clone()));
     }
     if let Some(path) = file {
-        let pem = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         keys.push(KeySource::Pem(pem));
     }
     Ok(keys)
@@ -365,9 +412,14 @@ fn dev_token(secret: &str, auth: &AuthConfig, url: &Url) -> anyhow::Result<Strin
         audience: url.to_string(),
         subject: "tidings-dev".into(),
         payload: None,
-        algorithm: "HS256".parse().map_err(|_| anyhow::anyhow!("HS256 unsupported"))?,
+        algorithm: "HS256"
+            .parse()
+            .map_err(|_| anyhow::anyhow!("HS256 unsupported"))?,
     };
-    Ok(tidings::auth::mint(&request, &KeySource::Secret(secret.into()))?)
+    Ok(tidings::auth::mint(
+        &request,
+        &KeySource::Secret(secret.into()),
+    )?)
 }
 
 fn duration(text: &Option<String>) -> anyhow::Result<Option<Duration>> {
@@ -379,7 +431,9 @@ fn duration(text: &Option<String>) -> anyhow::Result<Option<Duration>> {
 fn init_logs(args: &ServeArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(args.log.as_deref().unwrap_or("info"))
         .context("--log is not a valid filter")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format.as_deref().unwrap_or("text") {
         "text" => builder.init(),
         "json" => builder.json().init(),
@@ -392,10 +446,11 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return interrupt.await.unwrap_or(()),
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

@@ -31,7 +31,11 @@ impl Parser {
                 break;
             }
             let crlf = self.pending[end] == b'\r' && self.pending.get(end + 1) == Some(&b'\n');
-            let line: Vec<u8> = self.pending.drain(..end + 1 + usize::from(crlf)).take(end).collect();
+            let line: Vec<u8> = self
+                .pending
+                .drain(..end + 1 + usize::from(crlf))
+                .take(end)
+                .collect();
             if let Some(event) = self.line(&String::from_utf8_lossy(&line)) {
                 events.push(event);
             }
@@ -84,11 +88,20 @@ mod tests {
     #[test]
     fn parses_split_frames_and_multiline_data() {
         let mut parser = Parser::default();
-        assert!(parser.feed(b"retry: 500\n\n:keep\n\nid: 1\nevent: bo").is_empty());
+        assert!(parser
+            .feed(b"retry: 500\n\n:keep\n\nid: 1\nevent: bo")
+            .is_empty());
         let events = parser.feed(b"ok\r\ndata: a\ndata:b\n\ndata\n\n");
         assert_eq!(parser.retry, Some(500));
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0], Message { id: Some("1".into()), kind: Some("book".into()), data: "a\nb".into() });
+        assert_eq!(
+            events[0],
+            Message {
+                id: Some("1".into()),
+                kind: Some("book".into()),
+                data: "a\nb".into()
+            }
+        );
         assert_eq!(events[1].data, "");
         assert_eq!(parser.last_event_id(), Some("1"));
     }

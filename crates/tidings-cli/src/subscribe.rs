@@ -19,7 +19,11 @@ pub struct SubscribeArgs {
     #[arg(long = "topic")]
     pub topics: Vec<String>,
     /// The hub URL.
-    #[arg(long, env = "TIDINGS_HUB", default_value = "http://127.0.0.1:8080/.well-known/mercure")]
+    #[arg(
+        long,
+        env = "TIDINGS_HUB",
+        default_value = "http://127.0.0.1:8080/.well-known/mercure"
+    )]
     pub hub: String,
     /// Subscriber token, to receive private updates.
     #[arg(long, env = "TIDINGS_SUBSCRIBER_TOKEN", hide_env_values = true)]
@@ -39,10 +43,15 @@ pub struct SubscribeArgs {
 }
 
 pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
-    let mut url = url::Url::parse(&args.hub).with_context(|| format!("`{}` is not a URL", args.hub))?;
+    let mut url =
+        url::Url::parse(&args.hub).with_context(|| format!("`{}` is not a URL", args.hub))?;
     {
         let mut query = url.query_pairs_mut();
-        for (name, values) in [("match", &args.exact), ("match_urlpattern", &args.urlpattern), ("topic", &args.topics)] {
+        for (name, values) in [
+            ("match", &args.exact),
+            ("match_urlpattern", &args.urlpattern),
+            ("topic", &args.topics),
+        ] {
             for value in values {
                 query.append_pair(name, value);
             }
@@ -51,12 +60,16 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
     if args.exact.is_empty() && args.urlpattern.is_empty() && args.topics.is_empty() {
         bail!("give at least one --match, --match-urlpattern or --topic");
     }
-    let client = reqwest::Client::builder().danger_accept_invalid_certs(args.insecure).build()?;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(args.insecure)
+        .build()?;
     let mut last_event_id = args.last_event_id.clone();
     let mut retry = Duration::from_secs(3);
     let mut printed = 0;
     loop {
-        let mut request = client.get(url.clone()).header("accept", "text/event-stream");
+        let mut request = client
+            .get(url.clone())
+            .header("accept", "text/event-stream");
         if let Some(token) = &args.token {
             request = request.bearer_auth(token);
         }
@@ -88,9 +101,15 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
             Ok(response) => {
                 let status = response.status();
                 let body = response.text().await.unwrap_or_default();
-                bail!("the hub answered {status}: {}", crate::publish::reason(&body));
+                bail!(
+                    "the hub answered {status}: {}",
+                    crate::publish::reason(&body)
+                );
             }
-            Err(error) => eprintln!("tidings: cannot reach {}: {error}; retrying in {retry:?}", args.hub),
+            Err(error) => eprintln!(
+                "tidings: cannot reach {}: {error}; retrying in {retry:?}",
+                args.hub
+            ),
         }
         tokio::time::sleep(retry).await;
     }
@@ -98,7 +117,8 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
 
 fn print(message: &Message, json: bool) {
     if json {
-        let line = serde_json::json!({"id": message.id, "type": message.kind, "data": message.data});
+        let line =
+            serde_json::json!({"id": message.id, "type": message.kind, "data": message.data});
         println!("{line}");
     } else {
         println!("{}", message.data);

@@ -21,8 +21,13 @@ pub fn acceptor(args: &ServeArgs) -> anyhow::Result<Option<(TlsAcceptor, bool)>>
             (chain, key, false)
         }
         _ if args.tls_self_signed.unwrap_or(false) => {
-            let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-            let generated = rcgen::generate_simple_self_signed(names).context("cannot generate a certificate")?;
+            let names = vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                "::1".to_string(),
+            ];
+            let generated = rcgen::generate_simple_self_signed(names)
+                .context("cannot generate a certificate")?;
             let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
                 .map_err(|e| anyhow::anyhow!("generated key unusable: {e}"))?;
             eprintln!("tidings: serving a self-signed certificate for localhost; browsers will ask you to accept it");

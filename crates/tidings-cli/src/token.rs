@@ -20,7 +20,12 @@ pub struct TokenArgs {
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
     /// HMAC secret to sign with.
-    #[arg(long, env = "TIDINGS_JWT_KEY", hide_env_values = true, conflicts_with = "jwt_key_file")]
+    #[arg(
+        long,
+        env = "TIDINGS_JWT_KEY",
+        hide_env_values = true,
+        conflicts_with = "jwt_key_file"
+    )]
     pub jwt_key: Option<String>,
     /// PEM private key to sign with (RSA, EC or Ed25519).
     #[arg(long, env = "TIDINGS_JWT_KEY_FILE")]
@@ -29,10 +34,18 @@ pub struct TokenArgs {
     #[arg(long, default_value = "HS256")]
     pub alg: String,
     /// The `iss` claim: the issuer the hub trusts for the key.
-    #[arg(long, env = "TIDINGS_JWT_ISSUER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "TIDINGS_JWT_ISSUER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub issuer: String,
     /// The `aud` claim: the hub's resource identifier (its URL).
-    #[arg(long, env = "TIDINGS_HUB", default_value = "http://127.0.0.1:8080/.well-known/mercure")]
+    #[arg(
+        long,
+        env = "TIDINGS_HUB",
+        default_value = "http://127.0.0.1:8080/.well-known/mercure"
+    )]
     pub audience: String,
     /// The `sub` claim.
     #[arg(long, default_value = "tidings-cli")]
@@ -60,7 +73,8 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
     let key = match (&args.jwt_key, &args.jwt_key_file) {
         (Some(secret), _) => KeySource::Secret(secret.clone()),
         (None, Some(path)) => KeySource::Pem(
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
         ),
         (None, None) => anyhow::bail!("give a signing key with --jwt-key or --jwt-key-file"),
     };
@@ -85,7 +99,10 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         audience: args.audience,
         subject: args.subject,
         payload,
-        algorithm: args.alg.parse().map_err(|_| anyhow::anyhow!("unknown algorithm `{}`", args.alg))?,
+        algorithm: args
+            .alg
+            .parse()
+            .map_err(|_| anyhow::anyhow!("unknown algorithm `{}`", args.alg))?,
     };
     println!("{}", mint(&request, &key).context("cannot mint the token")?);
     Ok(())
@@ -93,15 +110,24 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
 
 /// Parses `90`, `90s`, `15m`, `12h` or `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let value: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s, 15m, 12h or 7d"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 15m, 12h or 7d"))?;
     let seconds = match unit {
         "" | "s" => value,
         "m" => value * 60,
         "h" => value * 3600,
         "d" => value * 86_400,
         "ms" => return Ok(Duration::from_millis(value)),
-        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use ms, s, m, h or d)")),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m, h or d)"
+            ))
+        }
     };
     Ok(Duration::from_secs(seconds))
 }

@@ -8,13 +8,19 @@ use support::{client, opened, token, Hub, Stream};
 use tidings::auth::{Generation, Role};
 
 fn challenge(response: &reqwest::Response) -> String {
-    response.headers()["www-authenticate"].to_str().unwrap().to_string()
+    response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
 async fn publish_challenges_follow_the_spec() {
     let hub = Hub::start(&[]);
-    let metadata = format!("resource_metadata=\"{}/.well-known/oauth-protected-resource/.well-known/mercure\"", hub.origin);
+    let metadata = format!(
+        "resource_metadata=\"{}/.well-known/oauth-protected-resource/.well-known/mercure\"",
+        hub.origin
+    );
     let post = |auth: Option<String>| {
         let mut request = client()
             .post(&hub.url)
@@ -31,10 +37,20 @@ async fn publish_challenges_follow_the_spec() {
 
     let invalid = post(Some("Bearer not.a.token".into())).await.unwrap();
     assert_eq!(invalid.status(), 401);
-    assert!(challenge(&invalid).contains("error=\"invalid_token\""), "{}", challenge(&invalid));
+    assert!(
+        challenge(&invalid).contains("error=\"invalid_token\""),
+        "{}",
+        challenge(&invalid)
+    );
     assert!(challenge(&invalid).contains(&metadata));
 
-    let narrow = token(Generation::Draft08, Role::Publisher, &["https://example.com/b"], &hub.url, None);
+    let narrow = token(
+        Generation::Draft08,
+        Role::Publisher,
+        &["https://example.com/b"],
+        &hub.url,
+        None,
+    );
     let forbidden = post(Some(format!("Bearer {narrow}"))).await.unwrap();
     assert_eq!(forbidden.status(), 403);
     assert!(challenge(&forbidden).contains("error=\"insufficient_scope\""));
@@ -43,16 +59,34 @@ async fn publish_challenges_follow_the_spec() {
     assert_eq!(malformed.status(), 400);
     assert!(challenge(&malformed).contains("error=\"invalid_request\""));
 
-    let subscriber_only = token(Generation::Draft08, Role::Subscriber, &["*"], &hub.url, None);
-    let wrong_action = post(Some(format!("Bearer {subscriber_only}"))).await.unwrap();
+    let subscriber_only = token(
+        Generation::Draft08,
+        Role::Subscriber,
+        &["*"],
+        &hub.url,
+        None,
+    );
+    let wrong_action = post(Some(format!("Bearer {subscriber_only}")))
+        .await
+        .unwrap();
     assert_eq!(wrong_action.status(), 403);
 }
 
 #[tokio::test]
 async fn publish_needs_every_topic_granted() {
     let hub = Hub::start(&[]);
-    let narrow = token(Generation::Draft08, Role::Publisher, &["https://example.com/a"], &hub.url, None);
-    let form = [("topic", "https://example.com/a"), ("topic", "https://example.com/b"), ("data", "x")];
+    let narrow = token(
+        Generation::Draft08,
+        Role::Publisher,
+        &["https://example.com/a"],
+        &hub.url,
+        None,
+    );
+    let form = [
+        ("topic", "https://example.com/a"),
+        ("topic", "https://example.com/b"),
+        ("data", "x"),
+    ];
     assert_eq!(hub.post(Some(&narrow), &form).await.0, 403);
     assert_eq!(hub.post(Some(&narrow), &form[..1]).await.0, 200);
 }
@@ -60,12 +94,27 @@ async fn publish_needs_every_topic_granted() {
 #[tokio::test]
 async fn draft07_tokens_and_templates_work_side_by_side_with_draft08() {
     let hub = Hub::start(&[]);
-    let legacy = token(Generation::Draft07, Role::Publisher, &["https://example.com/books/{id}"], &hub.url, None);
-    let mut modern = opened(&hub.subscribe_url("match=https%3A%2F%2Fexample.com%2Fbooks%2F1")).await;
-    let mut old = opened(&hub.subscribe_url("topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D")).await;
-    let (status, _) = hub.post(Some(&legacy), &[("topic", "https://example.com/books/1"), ("data", "d7")]).await;
+    let legacy = token(
+        Generation::Draft07,
+        Role::Publisher,
+        &["https://example.com/books/{id}"],
+        &hub.url,
+        None,
+    );
+    let mut modern =
+        opened(&hub.subscribe_url("match=https%3A%2F%2Fexample.com%2Fbooks%2F1")).await;
+    let mut old =
+        opened(&hub.subscribe_url("topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D")).await;
+    let (status, _) = hub
+        .post(
+            Some(&legacy),
+            &[("topic", "https://example.com/books/1"), ("data", "d7")],
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, _) = hub.post(Some(&legacy), &[("topic", "https://example.com/authors/1")]).await;
+    let (status, _) = hub
+        .post(Some(&legacy), &[("topic", "https://example.com/authors/1")])
+        .await;
     assert_eq!(status, 403);
     assert_eq!(modern.next().await.data, "d7");
     assert_eq!(old.next().await.data, "d7");
@@ -92,14 +141,25 @@ async fn private_updates_reach_only_authorized_subscribers() {
     authorized.wait_registered().await;
     let other = hub.subscriber_token(&["https://example.com/books/2"]);
     let other_auth = format!("Bearer {other}");
-    let mut unrelated = Stream::open(&hub.subscribe_url(query), &[("authorization", &other_auth)]).await;
+    let mut unrelated =
+        Stream::open(&hub.subscribe_url(query), &[("authorization", &other_auth)]).await;
     unrelated.wait_registered().await;
     let publisher = hub.publisher_token();
-    hub.post(Some(&publisher), &[("topic", topic), ("data", "secret"), ("private", "on")]).await;
+    hub.post(
+        Some(&publisher),
+        &[("topic", topic), ("data", "secret"), ("private", "on")],
+    )
+    .await;
     // An alternate topic the second reader is granted lets it read too.
-    let alt = [("topic", "https://example.com/books/3"), ("topic", "https://example.com/books/2"), ("data", "via alternate"), ("private", "")];
+    let alt = [
+        ("topic", "https://example.com/books/3"),
+        ("topic", "https://example.com/books/2"),
+        ("data", "via alternate"),
+        ("private", ""),
+    ];
     hub.post(Some(&publisher), &alt).await;
-    hub.post(Some(&publisher), &[("topic", topic), ("data", "public")]).await;
+    hub.post(Some(&publisher), &[("topic", topic), ("data", "public")])
+        .await;
     assert_eq!(authorized.next().await.data, "secret");
     assert_eq!(authorized.next().await.data, "public");
     assert_eq!(unrelated.next().await.data, "via alternate");
@@ -111,12 +171,22 @@ async fn private_updates_reach_only_authorized_subscribers() {
 async fn private_updates_stay_private_on_replay() {
     let hub = Hub::start(&[]);
     let publisher = hub.publisher_token();
-    hub.post(Some(&publisher), &[("topic", "t"), ("data", "secret"), ("private", "on")]).await;
-    hub.post(Some(&publisher), &[("topic", "t"), ("data", "public")]).await;
-    let mut anonymous = Stream::open(&hub.subscribe_url("match=t&last_event_id=earliest"), &[]).await;
+    hub.post(
+        Some(&publisher),
+        &[("topic", "t"), ("data", "secret"), ("private", "on")],
+    )
+    .await;
+    hub.post(Some(&publisher), &[("topic", "t"), ("data", "public")])
+        .await;
+    let mut anonymous =
+        Stream::open(&hub.subscribe_url("match=t&last_event_id=earliest"), &[]).await;
     assert_eq!(anonymous.next().await.data, "public");
     let reader = format!("Bearer {}", hub.subscriber_token(&["t"]));
-    let mut authorized = Stream::open(&hub.subscribe_url("match=t&last_event_id=earliest"), &[("authorization", &reader)]).await;
+    let mut authorized = Stream::open(
+        &hub.subscribe_url("match=t&last_event_id=earliest"),
+        &[("authorization", &reader)],
+    )
+    .await;
     assert_eq!(authorized.next().await.data, "secret");
     assert_eq!(authorized.next().await.data, "public");
 }
@@ -130,15 +200,30 @@ async fn cookies_carry_tokens_and_the_header_wins() {
         let cookie = format!("{name}={reader}");
         let mut stream = Stream::open(&hub.subscribe_url("match=t"), &[("cookie", &cookie)]).await;
         stream.wait_registered().await;
-        hub.post(Some(&publisher), &[("topic", "t"), ("data", name), ("private", "on")]).await;
+        hub.post(
+            Some(&publisher),
+            &[("topic", "t"), ("data", name), ("private", "on")],
+        )
+        .await;
         assert_eq!(stream.next().await.data, name);
     }
     let bad_cookie = "__Secure-mercure_access_token=garbage".to_string();
     let good_header = format!("Bearer {reader}");
-    let with_header = Stream::open(&hub.subscribe_url("match=t"), &[("cookie", &bad_cookie), ("authorization", &good_header)]).await;
+    let with_header = Stream::open(
+        &hub.subscribe_url("match=t"),
+        &[("cookie", &bad_cookie), ("authorization", &good_header)],
+    )
+    .await;
     assert_eq!(with_header.status, 200);
     let good_cookie = format!("__Secure-mercure_access_token={reader}");
-    let bad_header = Stream::open(&hub.subscribe_url("match=t"), &[("cookie", &good_cookie), ("authorization", "Bearer garbage")]).await;
+    let bad_header = Stream::open(
+        &hub.subscribe_url("match=t"),
+        &[
+            ("cookie", &good_cookie),
+            ("authorization", "Bearer garbage"),
+        ],
+    )
+    .await;
     assert_eq!(bad_header.status, 401);
 }
 
@@ -158,7 +243,10 @@ async fn cookie_publications_are_checked_against_csrf() {
         request.send()
     };
     assert_eq!(post(None).await.unwrap().status(), 403);
-    assert_eq!(post(Some("https://evil.example")).await.unwrap().status(), 403);
+    assert_eq!(
+        post(Some("https://evil.example")).await.unwrap().status(),
+        403
+    );
     assert_eq!(post(Some(&hub.origin)).await.unwrap().status(), 200);
 }
 
@@ -167,14 +255,22 @@ async fn the_query_token_is_accepted_only_when_enabled() {
     let off = Hub::start(&[]);
     let reader = off.subscriber_token(&["t"]);
     let mut stream = opened(&off.subscribe_url(&format!("match=t&authorization={reader}"))).await;
-    off.post(Some(&off.publisher_token()), &[("topic", "t"), ("data", "hidden"), ("private", "on")]).await;
+    off.post(
+        Some(&off.publisher_token()),
+        &[("topic", "t"), ("data", "hidden"), ("private", "on")],
+    )
+    .await;
     off.publish("t", "shown").await;
     assert_eq!(stream.next().await.data, "shown");
 
     let on = Hub::start(&["--legacy-query-token"]);
     let reader = on.subscriber_token(&["t"]);
     let mut stream = opened(&on.subscribe_url(&format!("topic=t&authorization={reader}"))).await;
-    on.post(Some(&on.publisher_token()), &[("topic", "t"), ("data", "private"), ("private", "on")]).await;
+    on.post(
+        Some(&on.publisher_token()),
+        &[("topic", "t"), ("data", "private"), ("private", "on")],
+    )
+    .await;
     assert_eq!(stream.next().await.data, "private");
 }
 
@@ -192,20 +288,39 @@ async fn a_hub_can_require_subscriber_tokens() {
 #[tokio::test]
 async fn tokens_for_another_hub_are_refused() {
     let hub = Hub::start(&[]);
-    let foreign = token(Generation::Draft08, Role::Publisher, &["*"], "https://other.example/.well-known/mercure", None);
+    let foreign = token(
+        Generation::Draft08,
+        Role::Publisher,
+        &["*"],
+        "https://other.example/.well-known/mercure",
+        None,
+    );
     assert_eq!(hub.post(Some(&foreign), &[("topic", "t")]).await.0, 401);
 }
 
 #[tokio::test]
 async fn streams_close_at_token_expiry_and_at_the_maximum_lifetime() {
     let hub = Hub::start(&[]);
-    let short = token(Generation::Draft08, Role::Subscriber, &["t"], &hub.url, Some(Duration::from_secs(2)));
+    let short = token(
+        Generation::Draft08,
+        Role::Subscriber,
+        &["t"],
+        &hub.url,
+        Some(Duration::from_secs(2)),
+    );
     let auth = format!("Bearer {short}");
-    let mut expiring = Stream::open(&hub.subscribe_url("match=t"), &[("authorization", &auth)]).await;
+    let mut expiring =
+        Stream::open(&hub.subscribe_url("match=t"), &[("authorization", &auth)]).await;
     assert_eq!(expiring.status, 200);
-    assert!(expiring.ends_within(Duration::from_secs(5)).await, "stream outlived its token");
+    assert!(
+        expiring.ends_within(Duration::from_secs(5)).await,
+        "stream outlived its token"
+    );
 
     let capped = Hub::start(&["--max-lifetime", "1s"]);
     let mut stream = Stream::open(&capped.subscribe_url("match=t"), &[]).await;
-    assert!(stream.ends_within(Duration::from_secs(4)).await, "stream outlived --max-lifetime");
+    assert!(
+        stream.ends_within(Duration::from_secs(4)).await,
+        "stream outlived --max-lifetime"
+    );
 }

@@ -17,11 +17,18 @@ async fn health_readiness_page_and_metrics() {
     assert_eq!(get(&format!("{}/healthz", hub.origin)).await.status(), 200);
     assert_eq!(get(&format!("{}/readyz", hub.origin)).await.status(), 200);
     let page = get(&format!("{}/", hub.origin)).await.text().await.unwrap();
-    assert!(page.contains("EventSource") && page.contains(&hub.url), "{page}");
+    assert!(
+        page.contains("EventSource") && page.contains(&hub.url),
+        "{page}"
+    );
     let mut stream = opened(&hub.subscribe_url("match=m")).await;
     hub.publish("m", "x").await;
     stream.next().await;
-    let metrics = get(&format!("{}/metrics", hub.origin)).await.text().await.unwrap();
+    let metrics = get(&format!("{}/metrics", hub.origin))
+        .await
+        .text()
+        .await
+        .unwrap();
     for line in [
         "tidings_subscribers 1",
         "tidings_subscriptions 1",
@@ -38,23 +45,52 @@ async fn health_readiness_page_and_metrics() {
 #[tokio::test]
 async fn protected_resource_metadata_describes_the_hub() {
     let hub = Hub::start(&[]);
-    let url = format!("{}/.well-known/oauth-protected-resource/.well-known/mercure", hub.origin);
-    let document: serde_json::Value = serde_json::from_str(&get(&url).await.text().await.unwrap()).unwrap();
+    let url = format!(
+        "{}/.well-known/oauth-protected-resource/.well-known/mercure",
+        hub.origin
+    );
+    let document: serde_json::Value =
+        serde_json::from_str(&get(&url).await.text().await.unwrap()).unwrap();
     assert_eq!(document["resource"], hub.url);
-    assert_eq!(document["authorization_details_types_supported"][0], "https://mercure.rocks/authorization-detail");
+    assert_eq!(
+        document["authorization_details_types_supported"][0],
+        "https://mercure.rocks/authorization-detail"
+    );
     assert_eq!(document["bearer_methods_supported"][0], "header");
     assert_eq!(document["mercure_cookie"], "__Secure-mercure_access_token");
 }
 
 #[tokio::test]
 async fn cors_allows_listed_origins_only_and_never_star_with_credentials() {
-    let hub = Hub::start(&["--cors-origins", "https://app.example,https://admin.example"]);
+    let hub = Hub::start(&[
+        "--cors-origins",
+        "https://app.example,https://admin.example",
+    ]);
     let client = reqwest::Client::new();
-    let allowed = client.get(hub.subscribe_url("match=c")).header("origin", "https://app.example").send().await.unwrap();
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example");
-    assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
-    let denied = client.get(hub.subscribe_url("match=c")).header("origin", "https://evil.example").send().await.unwrap();
-    assert!(denied.headers().get("access-control-allow-origin").is_none());
+    let allowed = client
+        .get(hub.subscribe_url("match=c"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let denied = client
+        .get(hub.subscribe_url("match=c"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(denied
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
     let preflight = client
         .request(reqwest::Method::OPTIONS, &hub.url)
         .header("origin", "https://admin.example")
@@ -63,13 +99,27 @@ async fn cors_allows_listed_origins_only_and_never_star_with_credentials() {
         .await
         .unwrap();
     assert_eq!(preflight.status(), 204);
-    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://admin.example");
-    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("Authorization"));
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://admin.example"
+    );
+    assert!(preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("Authorization"));
 
     let public = Hub::start(&["--cors-origins", "*"]);
-    let any = client.get(public.subscribe_url("match=c")).header("origin", "https://any.example").send().await.unwrap();
+    let any = client
+        .get(public.subscribe_url("match=c"))
+        .header("origin", "https://any.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(any.headers()["access-control-allow-origin"], "*");
-    assert!(any.headers().get("access-control-allow-credentials").is_none());
+    assert!(any
+        .headers()
+        .get("access-control-allow-credentials")
+        .is_none());
 }
 
 #[tokio::test]
@@ -93,7 +143,14 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test]
 async fn slow_consumers_are_disconnected_and_memory_stays_bounded() {
     use tokio::io::AsyncWriteExt;
-    let hub = Hub::start(&["--queue-events", "64", "--queue-bytes", "65536", "--retain-events", "1000"]);
+    let hub = Hub::start(&[
+        "--queue-events",
+        "64",
+        "--queue-bytes",
+        "65536",
+        "--retain-events",
+        "1000",
+    ]);
     let address = hub.origin.trim_start_matches("http://").to_string();
     let mut sleepers = Vec::new();
     for _ in 0..1000 {
@@ -134,7 +191,11 @@ async fn slow_consumers_are_disconnected_and_memory_stays_bounded() {
             samples.push(rss_kib(hub.pid()));
         }
     }
-    let metrics = get(&format!("{}/metrics", hub.origin)).await.text().await.unwrap();
+    let metrics = get(&format!("{}/metrics", hub.origin))
+        .await
+        .text()
+        .await
+        .unwrap();
     let slow: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("tidings_slow_disconnects_total "))
@@ -142,21 +203,34 @@ async fn slow_consumers_are_disconnected_and_memory_stays_bounded() {
         .trim()
         .parse()
         .unwrap();
-    assert!(slow >= 900, "expected most sleepers disconnected as slow, got {slow}");
+    assert!(
+        slow >= 900,
+        "expected most sleepers disconnected as slow, got {slow}"
+    );
     // 2,400 events of 2 KB to 1,000 subscribers would be 4.8 GB unbounded.
     let (first, last) = (samples[0], *samples.last().unwrap());
     assert!(last < 256 * 1024, "RSS {last} KiB");
-    assert!(last < first * 2 + 16 * 1024, "RSS kept growing: {samples:?}");
+    assert!(
+        last < first * 2 + 16 * 1024,
+        "RSS kept growing: {samples:?}"
+    );
     drop(sleepers);
 }
 
 #[tokio::test]
 async fn http2_cleartext_subscriptions_multiplex() {
     let hub = Hub::start(&[]);
-    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let mut bodies = Vec::new();
     for n in 0..20 {
-        let response = client.get(hub.subscribe_url(&format!("match=h2-{n}"))).send().await.unwrap();
+        let response = client
+            .get(hub.subscribe_url(&format!("match=h2-{n}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.version(), reqwest::Version::HTTP_2);
         assert_eq!(response.status(), 200);
         bodies.push(response);
@@ -167,7 +241,8 @@ async fn http2_cleartext_subscriptions_multiplex() {
         stream.next().await.unwrap().unwrap();
     }
     for n in 0..20 {
-        hub.publish(&format!("h2-{n}"), &format!("over h2 {n}")).await;
+        hub.publish(&format!("h2-{n}"), &format!("over h2 {n}"))
+            .await;
     }
     for (n, stream) in streams.iter_mut().enumerate() {
         let chunk = stream.next().await.unwrap().unwrap();
@@ -179,8 +254,15 @@ async fn http2_cleartext_subscriptions_multiplex() {
 async fn self_signed_tls_serves_http2_through_alpn() {
     let hub = Hub::start(&["--tls-self-signed"]);
     assert!(hub.url.starts_with("https://localhost:"), "{}", hub.url);
-    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-    let response = client.get(hub.subscribe_url("match=tls")).send().await.unwrap();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let response = client
+        .get(hub.subscribe_url("match=tls"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
 }
@@ -189,8 +271,14 @@ async fn self_signed_tls_serves_http2_through_alpn() {
 async fn sigterm_ends_streams_cleanly_and_exits() {
     let mut hub = Hub::start(&[]);
     let mut stream = opened(&hub.subscribe_url("match=bye")).await;
-    Command::new("kill").args(["-TERM", &hub.pid().to_string()]).status().unwrap();
-    assert!(stream.ends_within(Duration::from_secs(5)).await, "stream not ended by shutdown");
+    Command::new("kill")
+        .args(["-TERM", &hub.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        stream.ends_within(Duration::from_secs(5)).await,
+        "stream not ended by shutdown"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = hub.child.try_wait().unwrap() {
@@ -207,25 +295,49 @@ async fn settings_come_from_flags_then_environment_then_file() {
     let dir = std::env::temp_dir().join(format!("tidings-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tidings.toml");
-    std::fs::write(&file, "retry = 111\nkeep-alive = \"10s\"\nmax-connections = 5\n").unwrap();
+    std::fs::write(
+        &file,
+        "retry = 111\nkeep-alive = \"10s\"\nmax-connections = 5\n",
+    )
+    .unwrap();
     let path = file.to_str().unwrap();
     let hub = Hub::start(&["--config", path, "--retry", "222"]);
     let mut stream = opened(&hub.subscribe_url("match=c")).await;
     hub.publish("c", "x").await;
     stream.next().await;
-    assert!(stream.raw.starts_with("retry: 222\n"), "flag must win: {:?}", stream.raw);
+    assert!(
+        stream.raw.starts_with("retry: 222\n"),
+        "flag must win: {:?}",
+        stream.raw
+    );
     drop(stream);
-    let args = ["serve", "--listen", "127.0.0.1:0", "--jwt-key", support::SECRET, "--config", path];
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--jwt-key",
+        support::SECRET,
+        "--config",
+        path,
+    ];
     let from_env = Hub::start_env(&args, &[("TIDINGS_RETRY", "333")]);
     let mut stream = opened(&from_env.subscribe_url("match=c")).await;
     from_env.publish("c", "x").await;
     stream.next().await;
-    assert!(stream.raw.starts_with("retry: 333\n"), "variable must beat the file: {:?}", stream.raw);
+    assert!(
+        stream.raw.starts_with("retry: 333\n"),
+        "variable must beat the file: {:?}",
+        stream.raw
+    );
     let from_file = Hub::start(&["--config", path]);
     let mut stream = opened(&from_file.subscribe_url("match=c")).await;
     from_file.publish("c", "x").await;
     stream.next().await;
-    assert!(stream.raw.starts_with("retry: 111\n"), "file value expected: {:?}", stream.raw);
+    assert!(
+        stream.raw.starts_with("retry: 111\n"),
+        "file value expected: {:?}",
+        stream.raw
+    );
 }
 
 #[tokio::test]
@@ -237,7 +349,10 @@ async fn bad_settings_fail_with_one_line() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("tidings: ") && stderr.contains("soon"), "{stderr}");
+    assert!(
+        stderr.starts_with("tidings: ") && stderr.contains("soon"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -245,20 +360,41 @@ async fn the_cli_publishes_subscribes_and_mints_tokens() {
     let hub = Hub::start(&[]);
     let bin = env!("CARGO_BIN_EXE_tidings");
     let token = Command::new(bin)
-        .args(["token", "--jwt-key", support::SECRET, "--issuer", &hub.origin, "--audience", &hub.url])
+        .args([
+            "token",
+            "--jwt-key",
+            support::SECRET,
+            "--issuer",
+            &hub.origin,
+            "--audience",
+            &hub.url,
+        ])
         .output()
         .unwrap();
     assert!(token.status.success());
     let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
     let reader = std::process::Command::new(bin)
-        .args(["subscribe", "--hub", &hub.url, "--match", "cli", "--json", "--count", "2"])
+        .args([
+            "subscribe",
+            "--hub",
+            &hub.url,
+            "--match",
+            "cli",
+            "--json",
+            "--count",
+            "2",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until the subscription is registered before publishing.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = get(&format!("{}/metrics", hub.origin)).await.text().await.unwrap();
+        let metrics = get(&format!("{}/metrics", hub.origin))
+            .await
+            .text()
+            .await
+            .unwrap();
         if metrics.contains("tidings_subscribers 1") {
             break;
         }
@@ -267,10 +403,17 @@ async fn the_cli_publishes_subscribes_and_mints_tokens() {
     }
     for data in ["first", "second\nline"] {
         let published = Command::new(bin)
-            .args(["publish", "--hub", &hub.url, "--token", &token, "--topic", "cli", "--type", "note", data])
+            .args([
+                "publish", "--hub", &hub.url, "--token", &token, "--topic", "cli", "--type",
+                "note", data,
+            ])
             .output()
             .unwrap();
-        assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+        assert!(
+            published.status.success(),
+            "{}",
+            String::from_utf8_lossy(&published.stderr)
+        );
         assert!(String::from_utf8_lossy(&published.stdout).starts_with("urn:uuid:"));
     }
     let output = reader.wait_with_output().unwrap();
@@ -283,7 +426,9 @@ async fn the_cli_publishes_subscribes_and_mints_tokens() {
     assert_eq!(lines[1]["data"], "second\nline");
     assert_eq!(lines[1]["type"], "note");
     let refused = Command::new(bin)
-        .args(["publish", "--hub", &hub.url, "--token", "bad", "--topic", "cli", "x"])
+        .args([
+            "publish", "--hub", &hub.url, "--token", "bad", "--topic", "cli", "x",
+        ])
         .output()
         .unwrap();
     assert!(!refused.status.success());
@@ -294,13 +439,24 @@ async fn the_cli_publishes_subscribes_and_mints_tokens() {
 #[tokio::test]
 async fn keep_alive_is_sent_over_http2_too() {
     let hub = Hub::start(&["--keep-alive", "200ms"]);
-    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
-    let response = client.get(hub.subscribe_url("match=k")).send().await.unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .get(hub.subscribe_url("match=k"))
+        .send()
+        .await
+        .unwrap();
     use futures_util::StreamExt;
     let mut body = response.bytes_stream();
     let mut comments = 0;
     while comments < 3 {
-        let chunk = tokio::time::timeout(Duration::from_secs(3), body.next()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(3), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         comments += String::from_utf8_lossy(&chunk).matches(":\n\n").count();
     }
 }
@@ -336,13 +492,20 @@ async fn the_open_files_limit_refuses_cleanly() {
             other => panic!("unexpected answer {:?}", String::from_utf8_lossy(other)),
         }
     }
-    assert_eq!((held.len(), refused), (96, 14), "160 open files leave 96 subscribers");
+    assert_eq!(
+        (held.len(), refused),
+        (96, 14),
+        "160 open files leave 96 subscribers"
+    );
     hub.publish("fd", "still here").await;
     for socket in held.iter_mut() {
         let mut buffer = vec![0u8; 4096];
         let mut text = String::new();
         while !text.contains("still here") {
-            let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer)).await.unwrap().unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer))
+                .await
+                .unwrap()
+                .unwrap();
             assert!(n > 0, "an existing subscriber was cut off");
             text.push_str(&String::from_utf8_lossy(&buffer[..n]));
         }

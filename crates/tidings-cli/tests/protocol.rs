@@ -9,12 +9,20 @@ use support::{opened, Hub, Stream};
 #[tokio::test]
 async fn an_exact_subscriber_receives_what_is_published() {
     let hub = Hub::start(&[]);
-    let mut stream = opened(&hub.subscribe_url("match=https%3A%2F%2Fexample.com%2Fbooks%2F1")).await;
-    assert_eq!(stream.header("content-type").as_deref(), Some("text/event-stream"));
+    let mut stream =
+        opened(&hub.subscribe_url("match=https%3A%2F%2Fexample.com%2Fbooks%2F1")).await;
+    assert_eq!(
+        stream.header("content-type").as_deref(),
+        Some("text/event-stream")
+    );
     let cache = stream.header("cache-control").unwrap();
-    assert!(cache.contains("no-cache") && cache.contains("no-transform"), "{cache}");
+    assert!(
+        cache.contains("no-cache") && cache.contains("no-transform"),
+        "{cache}"
+    );
     assert_eq!(stream.header("x-accel-buffering").as_deref(), Some("no"));
-    hub.publish("https://example.com/books/2", "not for us").await;
+    hub.publish("https://example.com/books/2", "not for us")
+        .await;
     let id = hub.publish("https://example.com/books/1", "dune").await;
     let event = stream.next().await;
     assert_eq!(event.data, "dune");
@@ -46,10 +54,14 @@ async fn frames_carry_every_field_and_split_data_lines() {
 #[tokio::test]
 async fn url_patterns_and_uri_templates_select_topics() {
     let hub = Hub::start(&[]);
-    let mut pattern = opened(&hub.subscribe_url("match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid")).await;
-    let mut template = opened(&hub.subscribe_url("topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D")).await;
+    let mut pattern =
+        opened(&hub.subscribe_url("match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid"))
+            .await;
+    let mut template =
+        opened(&hub.subscribe_url("topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D")).await;
     let mut wildcard = opened(&hub.subscribe_url("topic=*")).await;
-    hub.publish("https://example.com/books/1/chapters/2", "deeper").await;
+    hub.publish("https://example.com/books/1/chapters/2", "deeper")
+        .await;
     hub.publish("https://example.com/authors/1", "author").await;
     hub.publish("https://example.com/books/7", "seven").await;
     assert_eq!(pattern.next().await.data, "seven");
@@ -61,10 +73,18 @@ async fn url_patterns_and_uri_templates_select_topics() {
 #[tokio::test]
 async fn alternate_topics_reach_their_subscribers_once() {
     let hub = Hub::start(&[]);
-    let mut both = opened(&hub.subscribe_url("match=a&match=b&match_urlpattern=https%3A%2F%2Fx.example%2F%3Aany")).await;
+    let mut both = opened(
+        &hub.subscribe_url("match=a&match=b&match_urlpattern=https%3A%2F%2Fx.example%2F%3Aany"),
+    )
+    .await;
     let mut alternate = opened(&hub.subscribe_url("match=b")).await;
     let token = hub.publisher_token();
-    let form = [("topic", "a"), ("topic", "b"), ("topic", "https://x.example/1"), ("data", "once")];
+    let form = [
+        ("topic", "a"),
+        ("topic", "b"),
+        ("topic", "https://x.example/1"),
+        ("data", "once"),
+    ];
     assert_eq!(hub.post(Some(&token), &form).await.0, 200);
     hub.publish("a", "second").await;
     assert_eq!(both.next().await.data, "once");
@@ -86,11 +106,16 @@ async fn query_method_takes_matchers_from_the_body() {
     let mut body = response.bytes_stream();
     use futures_util::StreamExt;
     let opening = body.next().await.unwrap().unwrap();
-    assert!(opening.starts_with(b"id: "), "the opening frame carries the cursor");
+    assert!(
+        opening.starts_with(b"id: "),
+        "the opening frame carries the cursor"
+    );
     hub.publish("from-body", "queried").await;
     let mut seen = String::new();
     while !seen.contains("data: queried") {
-        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+        seen.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
     }
 }
 
@@ -107,14 +132,20 @@ async fn bad_subscriptions_get_400_with_a_reason() {
         ("match=a%0Ab", "control character"),
         ("match=a%E2%80%8Bb", "format character"),
         ("match=%FF", "not valid UTF-8"),
-        ("match_urlpattern=https%3A%2F%2Fexample.com%2F(", "URL pattern"),
+        (
+            "match_urlpattern=https%3A%2F%2Fexample.com%2F(",
+            "URL pattern",
+        ),
         (&format!("match={long}"), "longer than"),
         (&many, "more than 64"),
     ];
     for (query, reason) in cases {
         let response = reqwest::get(hub.subscribe_url(query)).await.unwrap();
         assert_eq!(response.status(), 400, "{query}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         let body = response.text().await.unwrap();
         assert!(body.contains(reason), "{query}: {body}");
     }
@@ -128,17 +159,53 @@ async fn bad_publications_get_400_or_413_with_a_reason() {
     let cases: Vec<Case> = vec![
         (vec![("data", "no topic")], 400, "at least one `topic`"),
         (vec![("topic", "*")], 400, "reserved for the wildcard"),
-        (vec![("topic", "/.well-known/mercure/subscriptions/x")], 400, "reserved namespace"),
-        (vec![("topic", "/.well-known/%6Dercure/x")], 400, "reserved namespace"),
-        (vec![("topic", "/.well-known/mercure/../mercure/x")], 400, "reserved namespace"),
-        (vec![("topic", "ok"), ("topic", &hub.url)], 400, "reserved namespace"),
+        (
+            vec![("topic", "/.well-known/mercure/subscriptions/x")],
+            400,
+            "reserved namespace",
+        ),
+        (
+            vec![("topic", "/.well-known/%6Dercure/x")],
+            400,
+            "reserved namespace",
+        ),
+        (
+            vec![("topic", "/.well-known/mercure/../mercure/x")],
+            400,
+            "reserved namespace",
+        ),
+        (
+            vec![("topic", "ok"), ("topic", &hub.url)],
+            400,
+            "reserved namespace",
+        ),
         (vec![("topic", "a\u{0}b")], 400, "control character"),
         (vec![("topic", "a\u{202e}b")], 400, "format character"),
-        (vec![("topic", "t"), ("type", "mercure")], 400, "reserved for events the hub"),
-        (vec![("topic", "t"), ("type", "a\nb")], 400, "control character"),
-        (vec![("topic", "t"), ("id", "#1")], 400, "must not start with `#`"),
-        (vec![("topic", "t"), ("id", "earliest")], 400, "`earliest` is reserved"),
-        (vec![("topic", "t"), ("id", "a\rb")], 400, "control character"),
+        (
+            vec![("topic", "t"), ("type", "mercure")],
+            400,
+            "reserved for events the hub",
+        ),
+        (
+            vec![("topic", "t"), ("type", "a\nb")],
+            400,
+            "control character",
+        ),
+        (
+            vec![("topic", "t"), ("id", "#1")],
+            400,
+            "must not start with `#`",
+        ),
+        (
+            vec![("topic", "t"), ("id", "earliest")],
+            400,
+            "`earliest` is reserved",
+        ),
+        (
+            vec![("topic", "t"), ("id", "a\rb")],
+            400,
+            "control character",
+        ),
         (vec![("topic", "t"), ("retry", "10s")], 400, "ASCII digits"),
         (vec![("topic", "t"), ("retry", "-1")], 400, "ASCII digits"),
     ];
@@ -148,7 +215,9 @@ async fn bad_publications_get_400_or_413_with_a_reason() {
         assert!(body.contains(reason), "{form:?}: {body}");
     }
     let big = "x".repeat(5000);
-    let (status, body) = hub.post(Some(&token), &[("topic", "t"), ("data", &big)]).await;
+    let (status, body) = hub
+        .post(Some(&token), &[("topic", "t"), ("data", &big)])
+        .await;
     assert_eq!(status, 413, "{body}");
     let topics: Vec<(&str, &str)> = (0..33).map(|_| ("topic", "t")).collect();
     let (status, body) = hub.post(Some(&token), &topics).await;
@@ -177,7 +246,10 @@ async fn bad_publications_get_400_or_413_with_a_reason() {
 async fn unknown_fields_are_ignored_and_private_needs_no_value() {
     let hub = Hub::start(&[]);
     let (status, _) = hub
-        .post(Some(&hub.publisher_token()), &[("topic", "t"), ("future", "x"), ("private", "")])
+        .post(
+            Some(&hub.publisher_token()),
+            &[("topic", "t"), ("future", "x"), ("private", "")],
+        )
         .await;
     assert_eq!(status, 200);
 }
@@ -186,7 +258,10 @@ async fn unknown_fields_are_ignored_and_private_needs_no_value() {
 async fn keep_alive_comments_flow_on_idle_streams() {
     let hub = Hub::start(&["--keep-alive", "300ms"]);
     let mut stream = Stream::open(&hub.subscribe_url("match=idle"), &[]).await;
-    assert!(stream.next_within(Duration::from_millis(1500)).await.is_none());
+    assert!(stream
+        .next_within(Duration::from_millis(1500))
+        .await
+        .is_none());
     let comments = stream.raw.matches(":\n\n").count();
     assert!(comments >= 3, "expected keep-alives, got {:?}", stream.raw);
 }
@@ -197,5 +272,9 @@ async fn the_retry_setting_opens_every_stream() {
     let mut stream = opened(&hub.subscribe_url("match=t")).await;
     hub.publish("t", "x").await;
     stream.next().await;
-    assert!(stream.raw.starts_with("retry: 1234\n\n"), "{:?}", stream.raw);
+    assert!(
+        stream.raw.starts_with("retry: 1234\n\n"),
+        "{:?}",
+        stream.raw
+    );
 }

@@ -29,13 +29,27 @@ async fn every_cursor_spelling_resumes_after_its_event() {
         (format!("topic=t&lastEventID={encoded}"), None),
         ("match=t".to_string(), Some(cursor.clone())),
         // The header wins over the query parameter.
-        (format!("match=t&last_event_id={}", ids[3]), Some(cursor.clone())),
+        (
+            format!("match=t&last_event_id={}", ids[3]),
+            Some(cursor.clone()),
+        ),
     ];
     for (query, header) in spellings {
-        let headers: Vec<(&str, &str)> = header.iter().map(|h| ("last-event-id", h.as_str())).collect();
+        let headers: Vec<(&str, &str)> = header
+            .iter()
+            .map(|h| ("last-event-id", h.as_str()))
+            .collect();
         let mut stream = Stream::open(&hub.subscribe_url(&query), &headers).await;
-        assert_eq!(stream.header("mercure-last-event-id").as_deref(), Some(cursor.as_str()), "{query}");
-        assert_eq!(stream.header("last-event-id").as_deref(), Some(cursor.as_str()), "{query}");
+        assert_eq!(
+            stream.header("mercure-last-event-id").as_deref(),
+            Some(cursor.as_str()),
+            "{query}"
+        );
+        assert_eq!(
+            stream.header("last-event-id").as_deref(),
+            Some(cursor.as_str()),
+            "{query}"
+        );
         assert_eq!(numbers(&stream.take(3).await), [2, 3, 4], "{query}");
     }
 }
@@ -45,8 +59,13 @@ async fn earliest_and_unknown_cursors_replay_everything_and_say_so() {
     let hub = Hub::start(&[]);
     publish_numbered(&hub, "t", 0..3).await;
     for cursor in ["earliest", "urn:uuid:not-in-history"] {
-        let mut stream = Stream::open(&hub.subscribe_url("match=t"), &[("last-event-id", cursor)]).await;
-        assert_eq!(stream.header("mercure-last-event-id").as_deref(), Some("earliest"), "{cursor}");
+        let mut stream =
+            Stream::open(&hub.subscribe_url("match=t"), &[("last-event-id", cursor)]).await;
+        assert_eq!(
+            stream.header("mercure-last-event-id").as_deref(),
+            Some("earliest"),
+            "{cursor}"
+        );
         assert_eq!(numbers(&stream.take(3).await), [0, 1, 2], "{cursor}");
     }
     let live = Stream::open(&hub.subscribe_url("match=t"), &[]).await;
@@ -58,7 +77,8 @@ async fn a_reused_id_resolves_to_its_earliest_occurrence() {
     let hub = Hub::start(&[]);
     let token = hub.publisher_token();
     for (id, data) in [("dup", "0"), ("x", "1"), ("dup", "2"), ("y", "3")] {
-        hub.post(Some(&token), &[("topic", "t"), ("id", id), ("data", data)]).await;
+        hub.post(Some(&token), &[("topic", "t"), ("id", id), ("data", data)])
+            .await;
     }
     let mut stream = Stream::open(&hub.subscribe_url("match=t&last_event_id=dup"), &[]).await;
     assert_eq!(numbers(&stream.take(3).await), [1, 2, 3]);
@@ -68,11 +88,16 @@ async fn a_reused_id_resolves_to_its_earliest_occurrence() {
 async fn history_is_bounded_and_replay_filters_topics() {
     let hub = Hub::start(&["--history", "memory", "--retain-events", "10"]);
     for n in 0..30 {
-        hub.publish(if n % 2 == 0 { "even" } else { "odd" }, &n.to_string()).await;
+        hub.publish(if n % 2 == 0 { "even" } else { "odd" }, &n.to_string())
+            .await;
     }
-    let mut stream = Stream::open(&hub.subscribe_url("match=even&last_event_id=earliest"), &[]).await;
+    let mut stream =
+        Stream::open(&hub.subscribe_url("match=even&last_event_id=earliest"), &[]).await;
     assert_eq!(numbers(&stream.take(5).await), [20, 22, 24, 26, 28]);
-    assert!(stream.next_within(Duration::from_millis(300)).await.is_none());
+    assert!(stream
+        .next_within(Duration::from_millis(300))
+        .await
+        .is_none());
 }
 
 /// Events published while a replay runs are neither lost nor sent twice.
@@ -155,7 +180,11 @@ async fn many_subscribers_join_and_leave_while_events_flow() {
                     None => format!("{url}?match=churn&last_event_id=earliest"),
                 };
                 let mut stream = Stream::open(&query, &[]).await;
-                let quota = if round == 3 { usize::MAX } else { 20 + worker % 7 };
+                let quota = if round == 3 {
+                    usize::MAX
+                } else {
+                    20 + worker % 7
+                };
                 let mut got = 0;
                 while got < quota && seen.last() != Some(&(total - 1)) {
                     let event = stream.next().await;
@@ -173,7 +202,12 @@ async fn many_subscribers_join_and_leave_while_events_flow() {
     }
     // Every stream above ended; none is left registered.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let metrics = reqwest::get(format!("{}/metrics", hub.origin)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", hub.origin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("tidings_subscribers 0"), "{metrics}");
 }
 
@@ -196,13 +230,22 @@ async fn a_live_stream_opens_with_its_cursor() {
     assert!(first.raw.starts_with("id: earliest\n\n"), "{:?}", first.raw);
     let before = hub.publish("t", "0").await;
     let second = opened(&hub.subscribe_url("match=t")).await;
-    assert!(second.raw.starts_with(&format!("id: {before}\n\n")), "{:?}", second.raw);
+    assert!(
+        second.raw.starts_with(&format!("id: {before}\n\n")),
+        "{:?}",
+        second.raw
+    );
     // The connection drops before any event; meanwhile two are published.
     drop(second);
     hub.publish("t", "1").await;
     hub.publish("t", "2").await;
-    let mut resumed = Stream::open(&hub.subscribe_url("match=t"), &[("last-event-id", &before)]).await;
+    let mut resumed =
+        Stream::open(&hub.subscribe_url("match=t"), &[("last-event-id", &before)]).await;
     assert_eq!(numbers(&resumed.take(2).await), [1, 2]);
-    let mut from_start = Stream::open(&hub.subscribe_url("match=t"), &[("last-event-id", "earliest")]).await;
+    let mut from_start = Stream::open(
+        &hub.subscribe_url("match=t"),
+        &[("last-event-id", "earliest")],
+    )
+    .await;
     assert_eq!(numbers(&from_start.take(3).await), [0, 1, 2]);
 }

@@ -23,7 +23,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url: url::Url = "http://127.0.0.1:3000/.well-known/mercure".parse()?;
     let keys = KeySet {
         issuer: Some("http://127.0.0.1:3000".into()),
-        keys: vec![KeySource::Secret(std::env::var("HUB_SECRET").unwrap_or_else(|_| "a-long-development-secret-change-me".into()))],
+        keys: vec![KeySource::Secret(
+            std::env::var("HUB_SECRET")
+                .unwrap_or_else(|_| "a-long-development-secret-change-me".into()),
+        )],
         ..KeySet::default()
     };
     let auth = AuthConfig {
@@ -31,7 +34,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         subscriber: keys,
         ..AuthConfig::default()
     };
-    let hub = Hub::start(HubConfig::new(url, auth), Arc::new(MemoryHistory::new(1000, 16 << 20))).await?;
+    let hub = Hub::start(
+        HubConfig::new(url, auth),
+        Arc::new(MemoryHistory::new(1000, 16 << 20)),
+    )
+    .await?;
 
     // The application's own routes, with the discovery `Link` header that
     // tells clients where the hub is.
@@ -39,7 +46,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route(
             "/",
             get(|| async {
-                ([("link", r#"</.well-known/mercure>; rel="mercure""#)], Html(PAGE)).into_response()
+                (
+                    [("link", r#"</.well-known/mercure>; rel="mercure""#)],
+                    Html(PAGE),
+                )
+                    .into_response()
             }),
         )
         .merge(tidings::http::router(hub.clone()));

@@ -103,8 +103,14 @@ mod tests {
 
     #[test]
     fn literal_starts_are_cut_after_their_last_slash() {
-        assert_eq!(Anchor::of_literal("https://example.com/t/4").as_deref(), Some(&b"https://example.com/t/"[..]));
-        assert_eq!(Anchor::of_literal("/caf%C3%A9/x").as_deref(), Some("/café/".as_bytes()));
+        assert_eq!(
+            Anchor::of_literal("https://example.com/t/4").as_deref(),
+            Some(&b"https://example.com/t/"[..])
+        );
+        assert_eq!(
+            Anchor::of_literal("/caf%C3%A9/x").as_deref(),
+            Some("/café/".as_bytes())
+        );
         assert_eq!(Anchor::of_literal("/"), None);
         assert_eq!(Anchor::of_literal("abc"), None);
     }
@@ -112,8 +118,14 @@ mod tests {
     #[test]
     fn candidates_come_from_the_topic_prefixes() {
         let mut anchors = Anchors::default();
-        anchors.add(1, Anchor::of_literal("https://example.com/t/1/").map(Anchor::Topic));
-        anchors.add(2, Anchor::of_literal("https://example.com/t/2/").map(Anchor::Topic));
+        anchors.add(
+            1,
+            Anchor::of_literal("https://example.com/t/1/").map(Anchor::Topic),
+        );
+        anchors.add(
+            2,
+            Anchor::of_literal("https://example.com/t/2/").map(Anchor::Topic),
+        );
         anchors.add(3, Anchor::of_literal("/p/1/").map(Anchor::Path));
         anchors.add(4, None);
         let mut out = Vec::new();
@@ -125,7 +137,10 @@ mod tests {
         out.clear();
         anchors.candidates("https://example.com/t/%31/x", &base(), &mut out);
         assert_eq!(out, [4, 1], "encoded forms meet their raw pattern");
-        anchors.remove(1, Anchor::of_literal("https://example.com/t/1/").map(Anchor::Topic));
+        anchors.remove(
+            1,
+            Anchor::of_literal("https://example.com/t/1/").map(Anchor::Topic),
+        );
         anchors.remove(4, None);
         out.clear();
         anchors.candidates("https://example.com/t/1/x", &base(), &mut out);

@@ -22,7 +22,10 @@ pub fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, String> {
 }
 
 fn decode(raw: &[u8]) -> Result<String, String> {
-    let spaced: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
     let bytes: Vec<u8> = percent_decode(&spaced).collect();
     String::from_utf8(bytes).map_err(|_| {
         let shown = String::from_utf8_lossy(raw);
@@ -37,8 +40,17 @@ mod tests {
     #[test]
     fn decodes_like_url_search_params() {
         let got = pairs(b"topic=a%2Fb&data=x+y&private&empty=&&id=%C3%A9").unwrap();
-        let want = [("topic", "a/b"), ("data", "x y"), ("private", ""), ("empty", ""), ("id", "é")];
-        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let want = [
+            ("topic", "a/b"),
+            ("data", "x y"),
+            ("private", ""),
+            ("empty", ""),
+            ("id", "é"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         assert_eq!(got, want);
     }
 

@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn minimal_event() {
-        assert_eq!(frame(Update::new("t", "hello")), "id: urn:uuid:1\ndata: hello\n\n");
+        assert_eq!(
+            frame(Update::new("t", "hello")),
+            "id: urn:uuid:1\ndata: hello\n\n"
+        );
     }
 
     #[test]
@@ -86,7 +89,10 @@ mod tests {
             retry: Some(1500),
             ..Update::new("t", "a")
         };
-        assert_eq!(frame(update), "id: urn:uuid:1\nevent: book\nretry: 1500\ndata: a\n\n");
+        assert_eq!(
+            frame(update),
+            "id: urn:uuid:1\nevent: book\nretry: 1500\ndata: a\n\n"
+        );
     }
 
     #[test]

@@ -125,7 +125,10 @@ pub struct SubscribeRequest {
 impl Hub {
     /// Starts a hub: its committer thread and its sweeper task. Needs a
     /// Tokio runtime.
-    pub async fn start(config: HubConfig, history: Arc<dyn History>) -> Result<Hub, crate::StartError> {
+    pub async fn start(
+        config: HubConfig,
+        history: Arc<dyn History>,
+    ) -> Result<Hub, crate::StartError> {
         let auth = Authorizer::new(config.auth.clone(), &config.url).await?;
         let last = history.last()?;
         let (presence, announcements) = match config.subscriptions {
@@ -190,10 +193,15 @@ impl Hub {
     /// is stored and dispatched. The same rules apply as over HTTP.
     pub async fn publish(&self, update: Update) -> Result<String, PublishError> {
         crate::publish::check(&update, self.config())?;
-        self.publish_checked(update).await.map(|event| event.id.to_string())
+        self.publish_checked(update)
+            .await
+            .map(|event| event.id.to_string())
     }
 
-    pub(crate) async fn publish_checked(&self, update: Update) -> Result<SharedEvent, PublishError> {
+    pub(crate) async fn publish_checked(
+        &self,
+        update: Update,
+    ) -> Result<SharedEvent, PublishError> {
         if self.shared.shutdown.is_cancelled() {
             return Err(PublishError::ShuttingDown);
         }
@@ -211,7 +219,9 @@ impl Hub {
         let event = result.await.map_err(|_| PublishError::ShuttingDown)??;
         let metrics = &self.shared.core.metrics;
         metrics.published.inc();
-        metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .publish_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(event)
     }
 
@@ -259,7 +269,10 @@ impl Hub {
                 drop(index);
                 // One line per thousand refusals: a flood must not flood the logs.
                 if core.metrics.refused.inc() % 1000 == 0 {
-                    tracing::warn!(limit = limits.connections, "refusing subscribers: at the connection limit");
+                    tracing::warn!(
+                        limit = limits.connections,
+                        "refusing subscribers: at the connection limit"
+                    );
                 }
                 return Err(SubscribeError::TooManyConnections(limits.connections));
             }
@@ -275,8 +288,16 @@ impl Hub {
             (live_after, cursor)
         };
         core.metrics.subscribers.inc();
-        core.metrics.subscriptions.inc_by(subscriber.matchers.len() as i64);
-        Ok(EventStream::new(core.clone(), subscriber, replay_from, live_after, cursor))
+        core.metrics
+            .subscriptions
+            .inc_by(subscriber.matchers.len() as i64);
+        Ok(EventStream::new(
+            core.clone(),
+            subscriber,
+            replay_from,
+            live_after,
+            cursor,
+        ))
     }
 
     fn matcher(&self, kind: MatchKind, source: &str) -> Result<Arc<Matcher>, SubscribeError> {
@@ -284,12 +305,17 @@ impl Hub {
         if let Some(shared) = core.index.lock().shared_matcher(kind, source) {
             return Ok(shared);
         }
-        Matcher::parse(kind, source, &core.config.url, core.config.limits.matcher_len)
-            .map(Arc::new)
-            .map_err(|reason| SubscribeError::Matcher {
-                source_text: source.to_string(),
-                reason,
-            })
+        Matcher::parse(
+            kind,
+            source,
+            &core.config.url,
+            core.config.limits.matcher_len,
+        )
+        .map(Arc::new)
+        .map_err(|reason| SubscribeError::Matcher {
+            source_text: source.to_string(),
+            reason,
+        })
     }
 
     /// The earlier of the token's expiry and the maximum lifetime.
@@ -299,7 +325,9 @@ impl Hub {
     fn deadline(&self, grants: Option<&Grants>) -> Option<Instant> {
         let lifetime = self.config().max_lifetime.map(|d| Instant::now() + d);
         let expiry = grants.and_then(|g| g.expires_at).map(|at| {
-            let left = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            let left = at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
             Instant::now() + left.saturating_sub(sweep_period(self.config()))
         });
         match (lifetime, expiry) {
@@ -472,7 +500,8 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         let Some(core) = core.upgrade() else { return };
-        let idle_limit = (core.config.keep_alive.as_millis() / period.as_millis().max(1)).max(1) as u32;
+        let idle_limit =
+            (core.config.keep_alive.as_millis() / period.as_millis().max(1)).max(1) as u32;
         let now = Instant::now();
         let bounds = core.config.queue;
         for subscriber in core.index.lock().subscribers() {

@@ -77,7 +77,10 @@ impl Index {
 
     /// The id of the last event dispatched: a new live subscriber's cursor.
     pub fn last_event_id(&self) -> Option<&str> {
-        self.last_event.as_ref().map(|event| &*event.id).or(self.start_id.as_deref())
+        self.last_event
+            .as_ref()
+            .map(|event| &*event.id)
+            .or(self.start_id.as_deref())
     }
 
     pub fn last_dispatched(&self) -> u64 {
@@ -137,7 +140,11 @@ impl Index {
                 id
             }
         };
-        &mut self.patterns.get_mut(&id).expect("registered above").members
+        &mut self
+            .patterns
+            .get_mut(&id)
+            .expect("registered above")
+            .members
     }
 
     pub fn remove(&mut self, subscriber: &Subscriber) {
@@ -238,7 +245,11 @@ fn matching_patterns<'c>(
         anchors.candidates(topic, base, &mut candidates);
         let ids = candidates
             .into_iter()
-            .filter(|id| patterns.get(id).is_some_and(|pattern| pattern.matcher.matches(topic)))
+            .filter(|id| {
+                patterns
+                    .get(id)
+                    .is_some_and(|pattern| pattern.matcher.matches(topic))
+            })
             .collect();
         cache.insert(topic.into(), ids);
     }

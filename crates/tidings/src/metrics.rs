@@ -35,24 +35,55 @@ impl Metrics {
             history_bytes: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("subscribers", "Subscriber connections open", metrics.subscribers.clone());
-        registry.register("subscriptions", "Topic matchers of open connections", metrics.subscriptions.clone());
-        registry.register("updates_published", "Updates accepted from publishers", metrics.published.clone());
-        registry.register("updates_delivered", "Update deliveries queued to subscribers", metrics.delivered.clone());
+        registry.register(
+            "subscribers",
+            "Subscriber connections open",
+            metrics.subscribers.clone(),
+        );
+        registry.register(
+            "subscriptions",
+            "Topic matchers of open connections",
+            metrics.subscriptions.clone(),
+        );
+        registry.register(
+            "updates_published",
+            "Updates accepted from publishers",
+            metrics.published.clone(),
+        );
+        registry.register(
+            "updates_delivered",
+            "Update deliveries queued to subscribers",
+            metrics.delivered.clone(),
+        );
         registry.register(
             "slow_disconnects",
             "Subscribers disconnected because their queue overflowed",
             metrics.slow_disconnects.clone(),
         );
-        registry.register("connections_refused", "Subscriber connections refused by limits", metrics.refused.clone());
+        registry.register(
+            "connections_refused",
+            "Subscriber connections refused by limits",
+            metrics.refused.clone(),
+        );
         registry.register(
             "publish_duration_seconds",
             "Time from a publish request to its acknowledgement",
             metrics.publish_seconds.clone(),
         );
-        registry.register("history_events", "Events held in history", metrics.history_events.clone());
-        registry.register("history_bytes", "Bytes of events held in history", metrics.history_bytes.clone());
-        Metrics { registry, ..metrics }
+        registry.register(
+            "history_events",
+            "Events held in history",
+            metrics.history_events.clone(),
+        );
+        registry.register(
+            "history_bytes",
+            "Bytes of events held in history",
+            metrics.history_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
     }
 
     /// The OpenMetrics text exposition.

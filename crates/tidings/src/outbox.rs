@@ -112,14 +112,15 @@ impl Outbox {
             None => return Push::Queued,
             Some(rest) => rest,
         };
-        let outcome = if queue.frames.len() >= bounds.events || queue.bytes + frame.len() > bounds.bytes {
-            queue.close(CloseReason::Slow);
-            Push::Overflowed
-        } else {
-            queue.bytes += frame.len();
-            queue.frames.push_back(frame);
-            Push::Queued
-        };
+        let outcome =
+            if queue.frames.len() >= bounds.events || queue.bytes + frame.len() > bounds.bytes {
+                queue.close(CloseReason::Slow);
+                Push::Overflowed
+            } else {
+                queue.bytes += frame.len();
+                queue.frames.push_back(frame);
+                Push::Queued
+            };
         drop(queue);
         self.waker.wake();
         outcome
@@ -200,7 +201,10 @@ mod tests {
     use super::*;
     use futures_util::task::noop_waker_ref;
 
-    const BOUNDS: Bounds = Bounds { events: 2, bytes: 100 };
+    const BOUNDS: Bounds = Bounds {
+        events: 2,
+        bytes: 100,
+    };
 
     fn poll(outbox: &Outbox) -> Poll<Batch> {
         outbox.poll_batch(&mut Context::from_waker(noop_waker_ref()))
@@ -224,15 +228,24 @@ mod tests {
         let outbox = Outbox::new();
         outbox.push(Bytes::from_static(b"a"), BOUNDS);
         outbox.push(Bytes::from_static(b"b"), BOUNDS);
-        assert_eq!(outbox.push(Bytes::from_static(b"c"), BOUNDS), Push::Overflowed);
-        assert!(matches!(poll(&outbox), Poll::Ready(Batch::Closed(CloseReason::Slow))));
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"c"), BOUNDS),
+            Push::Overflowed
+        );
+        assert!(matches!(
+            poll(&outbox),
+            Poll::Ready(Batch::Closed(CloseReason::Slow))
+        ));
         assert_eq!(outbox.push(Bytes::from_static(b"d"), BOUNDS), Push::Closed);
     }
 
     #[test]
     fn byte_bound_applies_too() {
         let outbox = Outbox::new();
-        assert_eq!(outbox.push(Bytes::from(vec![0; 101]), BOUNDS), Push::Overflowed);
+        assert_eq!(
+            outbox.push(Bytes::from(vec![0; 101]), BOUNDS),
+            Push::Overflowed
+        );
         assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS), Push::Closed);
     }
 
@@ -242,6 +255,9 @@ mod tests {
         outbox.push(Bytes::from_static(b"a"), BOUNDS);
         outbox.close(CloseReason::Shutdown);
         assert!(matches!(poll(&outbox), Poll::Ready(Batch::Frames(_))));
-        assert!(matches!(poll(&outbox), Poll::Ready(Batch::Closed(CloseReason::Shutdown))));
+        assert!(matches!(
+            poll(&outbox),
+            Poll::Ready(Batch::Closed(CloseReason::Shutdown))
+        ));
     }
 }

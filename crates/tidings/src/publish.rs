@@ -24,7 +24,10 @@ pub enum Rejection {
 /// Parses and checks a publish request body.
 pub fn parse_form(body: &[u8], config: &HubConfig) -> Result<Update, Rejection> {
     if body.len() > config.limits.body {
-        return Err(too_large(format!("the body exceeds {} bytes", config.limits.body)));
+        return Err(too_large(format!(
+            "the body exceeds {} bytes",
+            config.limits.body
+        )));
     }
     let mut update = Update::default();
     for (name, value) in crate::form::pairs(body).map_err(Rejection::Invalid)? {
@@ -55,13 +58,21 @@ pub fn check(update: &Update, config: &HubConfig) -> Result<(), Rejection> {
     }
     for topic in &update.topics {
         if topic.len() > limits.matcher_len {
-            return Err(too_large(format!("a topic exceeds {} bytes", limits.matcher_len)));
+            return Err(too_large(format!(
+                "a topic exceeds {} bytes",
+                limits.matcher_len
+            )));
         }
         if let Some(reason) = forbidden_character(topic) {
-            return Err(invalid(format!("topic `{}` {reason}", topic.escape_debug())));
+            return Err(invalid(format!(
+                "topic `{}` {reason}",
+                topic.escape_debug()
+            )));
         }
         if topic == "*" {
-            return Err(invalid("`*` is reserved for the wildcard matcher and cannot be a topic"));
+            return Err(invalid(
+                "`*` is reserved for the wildcard matcher and cannot be a topic",
+            ));
         }
         if in_reserved_namespace(topic, &config.url) {
             return Err(invalid(format!(
@@ -72,7 +83,10 @@ pub fn check(update: &Update, config: &HubConfig) -> Result<(), Rejection> {
     }
     if let Some(id) = &update.id {
         if id.len() > limits.matcher_len {
-            return Err(too_large(format!("the id exceeds {} bytes", limits.matcher_len)));
+            return Err(too_large(format!(
+                "the id exceeds {} bytes",
+                limits.matcher_len
+            )));
         }
         if id.starts_with('#') {
             return Err(invalid("an id must not start with `#`"));
@@ -89,7 +103,9 @@ pub fn check(update: &Update, config: &HubConfig) -> Result<(), Rejection> {
     }
     if let Some(kind) = &update.kind {
         if kind == "mercure" {
-            return Err(invalid("the `mercure` type is reserved for events the hub generates"));
+            return Err(invalid(
+                "the `mercure` type is reserved for events the hub generates",
+            ));
         }
         if let Some(reason) = forbidden_character(kind) {
             return Err(invalid(format!("the type {reason}")));
@@ -114,7 +130,10 @@ pub fn in_reserved_namespace(topic: &str, hub: &Url) -> bool {
     let path = normalize_path(resolved.path());
     let root = normalize_path(hub.path());
     let root = root.trim_end_matches('/');
-    path == root || path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+    path == root
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Decodes percent-encoded unreserved characters, then removes dot segments

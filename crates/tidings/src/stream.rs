@@ -33,7 +33,10 @@ enum Phase {
         cursor: Option<Box<str>>,
     },
     /// Replaying history after `after`, up to the first live sequence.
-    Replay { after: u64, live_after: u64 },
+    Replay {
+        after: u64,
+        live_after: u64,
+    },
     Live,
     Done,
 }
@@ -128,10 +131,17 @@ impl EventStream {
 
     /// Reads history in batches, keeping what this subscriber listens to and
     /// may read; `None` once it reaches the live point.
-    fn replay_batch(&mut self, after: u64, live_after: u64) -> Result<Option<Vec<Bytes>>, crate::history::HistoryError> {
+    fn replay_batch(
+        &mut self,
+        after: u64,
+        live_after: u64,
+    ) -> Result<Option<Vec<Bytes>>, crate::history::HistoryError> {
         let mut after = after;
         loop {
-            let events = self.core.history.read_after(after, self.core.config.replay_batch)?;
+            let events = self
+                .core
+                .history
+                .read_after(after, self.core.config.replay_batch)?;
             let Some(last) = events.last() else {
                 return Ok(None);
             };
@@ -140,7 +150,9 @@ impl EventStream {
             let frames: Vec<Bytes> = events
                 .iter()
                 .take_while(|event| event.seq <= live_after)
-                .filter(|event| self.subscriber.listens_to(event) && self.subscriber.may_receive(event))
+                .filter(|event| {
+                    self.subscriber.listens_to(event) && self.subscriber.may_receive(event)
+                })
                 .map(|event| event.frame.clone())
                 .collect();
             if reached_live {
@@ -173,7 +185,9 @@ impl Drop for EventStream {
         drop(index);
         let metrics = &self.core.metrics;
         metrics.subscribers.dec();
-        metrics.subscriptions.dec_by(self.subscriber.matchers.len() as i64);
+        metrics
+            .subscriptions
+            .dec_by(self.subscriber.matchers.len() as i64);
     }
 }
 
@@ -192,7 +206,10 @@ impl Body for EventBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.stream.poll_batch(cx) {
             // One data frame per batch: hyper then writes the batch at once.
             Poll::Ready(Some(frames)) => Poll::Ready(Some(Ok(Frame::data(concat(frames))))),

@@ -31,7 +31,16 @@ mod tests {
 
     #[test]
     fn refuses_c0_c1_del_and_format_characters() {
-        for bad in ["a\nb", "a\rb", "a\0b", "a\u{7f}", "a\u{85}", "a\u{200b}b", "\u{202e}x", "\u{feff}"] {
+        for bad in [
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{200b}b",
+            "\u{202e}x",
+            "\u{feff}",
+        ] {
             assert!(forbidden_character(bad).is_some(), "{bad:?}");
         }
     }

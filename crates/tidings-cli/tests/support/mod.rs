@@ -29,7 +29,15 @@ pub struct Hub {
 
 impl Hub {
     pub fn start(extra: &[&str]) -> Hub {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--jwt-key", SECRET, "--log", "warn"];
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-key",
+            SECRET,
+            "--log",
+            "warn",
+        ];
         args.extend_from_slice(extra);
         Hub::start_with(&args)
     }
@@ -64,10 +72,16 @@ impl Hub {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let first = lines.next().expect("a line").expect("utf-8");
-        let url = first.strip_prefix("tidings hub: ").expect("the hub URL line").to_string();
+        let url = first
+            .strip_prefix("tidings hub: ")
+            .expect("the hub URL line")
+            .to_string();
         // Keep draining stdout so the hub never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        let origin = url::Url::parse(&url).unwrap().origin().ascii_serialization();
+        let origin = url::Url::parse(&url)
+            .unwrap()
+            .origin()
+            .ascii_serialization();
         Hub {
             child,
             url,
@@ -77,16 +91,30 @@ impl Hub {
     }
 
     pub fn publisher_token(&self) -> String {
-        token(Generation::Draft08, Role::Publisher, &["*"], &self.url, None)
+        token(
+            Generation::Draft08,
+            Role::Publisher,
+            &["*"],
+            &self.url,
+            None,
+        )
     }
 
     pub fn subscriber_token(&self, topics: &[&str]) -> String {
-        token(Generation::Draft08, Role::Subscriber, topics, &self.url, None)
+        token(
+            Generation::Draft08,
+            Role::Subscriber,
+            topics,
+            &self.url,
+            None,
+        )
     }
 
     /// Publishes with the given form pairs; returns status and body.
     pub async fn post(&self, token: Option<&str>, form: &[(&str, &str)]) -> (u16, String) {
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
         let mut request = client()
             .post(&self.url)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -101,7 +129,12 @@ impl Hub {
 
     /// Publishes `data` on `topic` and returns the event id.
     pub async fn publish(&self, topic: &str, data: &str) -> String {
-        let (status, body) = self.post(Some(&self.publisher_token()), &[("topic", topic), ("data", data)]).await;
+        let (status, body) = self
+            .post(
+                Some(&self.publisher_token()),
+                &[("topic", topic), ("data", data)],
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -122,8 +155,17 @@ impl Drop for Hub {
     }
 }
 
-pub fn token(generation: Generation, role: Role, topics: &[&str], hub_url: &str, ttl: Option<Duration>) -> String {
-    let origin = url::Url::parse(hub_url).unwrap().origin().ascii_serialization();
+pub fn token(
+    generation: Generation,
+    role: Role,
+    topics: &[&str],
+    hub_url: &str,
+    ttl: Option<Duration>,
+) -> String {
+    let origin = url::Url::parse(hub_url)
+        .unwrap()
+        .origin()
+        .ascii_serialization();
     let request = TokenRequest {
         generation,
         role,
@@ -139,7 +181,10 @@ pub fn token(generation: Generation, role: Role, topics: &[&str], hub_url: &str,
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// An open event stream read over a real connection.
@@ -177,14 +222,19 @@ impl Stream {
             if let Some(message) = self.queued.pop_front() {
                 return Some(message);
             }
-            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??.ok()?;
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .ok()??
+                .ok()?;
             self.raw.push_str(&String::from_utf8_lossy(&chunk));
             self.queued.extend(self.parser.feed(&chunk));
         }
     }
 
     pub async fn next(&mut self) -> Message {
-        self.next_within(Duration::from_secs(10)).await.expect("an event within 10 s")
+        self.next_within(Duration::from_secs(10))
+            .await
+            .expect("an event within 10 s")
     }
 
     /// Collects `n` events.
@@ -209,7 +259,9 @@ impl Stream {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
     }
 }
 

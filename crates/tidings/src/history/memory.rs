@@ -98,7 +98,12 @@ mod tests {
         let history = MemoryHistory::new(3, usize::MAX);
         let events: Vec<_> = (1..=5).map(|n| event(n, &format!("e{n}"))).collect();
         history.append(&events).unwrap();
-        let seqs: Vec<u64> = history.read_after(3, 10).unwrap().iter().map(|e| e.seq).collect();
+        let seqs: Vec<u64> = history
+            .read_after(3, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
         assert_eq!(seqs, vec![4, 5]);
         assert_eq!(history.locate("e1").unwrap(), None);
         assert_eq!(history.locate("e3").unwrap(), Some(3));
@@ -108,7 +113,9 @@ mod tests {
     #[test]
     fn a_reused_id_resolves_to_its_earliest_occurrence() {
         let history = MemoryHistory::new(10, usize::MAX);
-        history.append(&[event(1, "a"), event(2, "dup"), event(3, "dup")]).unwrap();
+        history
+            .append(&[event(1, "a"), event(2, "dup"), event(3, "dup")])
+            .unwrap();
         assert_eq!(history.locate("dup").unwrap(), Some(2));
     }
 }

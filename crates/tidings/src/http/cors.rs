@@ -3,7 +3,8 @@
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ORIGIN,
+    VARY,
 };
 use http::{HeaderMap, HeaderValue};
 
@@ -15,9 +16,15 @@ pub fn apply(allowlist: &[String], request: &HeaderMap, response: &mut HeaderMap
         return;
     };
     response.append(VARY, HeaderValue::from_static("Origin"));
-    if allowlist.iter().any(|allowed| allowed.as_bytes() == origin.as_bytes()) {
+    if allowlist
+        .iter()
+        .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    {
         response.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        response.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        response.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
     } else if allowlist.iter().any(|allowed| allowed == "*") {
         response.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     } else {
@@ -35,7 +42,10 @@ pub fn preflight(allowlist: &[String], request: &HeaderMap, response: &mut Heade
     if !response.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
         return;
     }
-    response.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, QUERY, OPTIONS"));
+    response.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, QUERY, OPTIONS"),
+    );
     response.insert(
         ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Authorization, Content-Type, Last-Event-ID, Cache-Control"),

@@ -99,23 +99,40 @@ async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Res
             Err(reply) => reply.into_response(),
         },
         "POST" => match read_body(body, http.hub.config().limits.body).await {
-            Ok(form) => publish::handle(&http, &parts.headers, &form).await.into_response(),
+            Ok(form) => publish::handle(&http, &parts.headers, &form)
+                .await
+                .into_response(),
             Err(reply) => reply.into_response(),
         },
         "OPTIONS" => {
             let mut headers = HeaderMap::new();
-            cors::preflight(&http.hub.config().cors_origins, &parts.headers, &mut headers);
+            cors::preflight(
+                &http.hub.config().cors_origins,
+                &parts.headers,
+                &mut headers,
+            );
             (StatusCode::NO_CONTENT, headers).into_response()
         }
         _ => {
-            let mut reply = Reply::problem(StatusCode::METHOD_NOT_ALLOWED, "use GET or QUERY to subscribe, POST to publish");
-            reply.headers.insert(http::header::ALLOW, http::HeaderValue::from_static("GET, QUERY, POST, OPTIONS"));
+            let mut reply = Reply::problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use GET or QUERY to subscribe, POST to publish",
+            );
+            reply.headers.insert(
+                http::header::ALLOW,
+                http::HeaderValue::from_static("GET, QUERY, POST, OPTIONS"),
+            );
             reply.into_response()
         }
     }
 }
 
-fn serve_stream(http: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMap) -> Response {
+fn serve_stream(
+    http: &HubHttp,
+    query: &[u8],
+    body: Option<&[u8]>,
+    headers: &HeaderMap,
+) -> Response {
     match subscribe::open(http, query, body, headers) {
         Ok(opened) => {
             let mut response = Response::new(Body::new(EventBody::new(opened.stream)));

@@ -34,7 +34,11 @@ pub async fn metadata(State(http): State<Arc<HubHttp>>) -> Response {
         document["mercure_subscriptions"] = serde_json::json!(true);
     }
     let mut response = axum::Json(document).into_response();
-    super::cors::apply(&config.cors_origins, &http::HeaderMap::new(), response.headers_mut());
+    super::cors::apply(
+        &config.cors_origins,
+        &http::HeaderMap::new(),
+        response.headers_mut(),
+    );
     response
 }
 
@@ -48,12 +52,18 @@ pub async fn ready(State(http): State<Arc<HubHttp>>) -> (StatusCode, &'static st
 
 pub async fn metrics(State(http): State<Arc<HubHttp>>) -> Response {
     (
-        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         http.hub.metrics().render(),
     )
         .into_response()
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

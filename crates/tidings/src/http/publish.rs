@@ -24,7 +24,9 @@ async fn publish(http: &HubHttp, headers: &HeaderMap, body: &[u8]) -> Result<Str
     let auth = http.hub.authorizer();
     let token = presented_token(headers, None, auth.config())
         .map_err(|e| http.auth_reply(&e, "the access token is malformed"))?
-        .ok_or_else(|| http.auth_reply(&AuthError::Missing, "publishing requires an access token"))?;
+        .ok_or_else(|| {
+            http.auth_reply(&AuthError::Missing, "publishing requires an access token")
+        })?;
     // A token from a cookie rides along on cross-site requests: check where
     // the request comes from (CSRF).
     if headers.get(http::header::AUTHORIZATION).is_none()
@@ -39,7 +41,11 @@ async fn publish(http: &HubHttp, headers: &HeaderMap, body: &[u8]) -> Result<Str
         .verify(&token, Role::Publisher)
         .map_err(|e| http.auth_reply(&e, "the access token is not valid"))?;
     if let Some(kind) = headers.get(CONTENT_TYPE) {
-        let form = kind.to_str().unwrap_or("").trim_start().to_ascii_lowercase();
+        let form = kind
+            .to_str()
+            .unwrap_or("")
+            .trim_start()
+            .to_ascii_lowercase();
         if !form.starts_with("application/x-www-form-urlencoded") {
             return Err(Reply::problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -57,7 +63,10 @@ async fn publish(http: &HubHttp, headers: &HeaderMap, body: &[u8]) -> Result<Str
     match http.hub.publish_checked(update).await {
         Ok(event) => Ok(event.id.to_string()),
         Err(PublishError::Rejected(r)) => Err(rejection(r)),
-        Err(error) => Err(Reply::problem(StatusCode::SERVICE_UNAVAILABLE, error.to_string())),
+        Err(error) => Err(Reply::problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error.to_string(),
+        )),
     }
 }
 

@@ -29,19 +29,30 @@ struct Parsed {
 
 /// Errors are boxed: they are rare, and an open stream should not pay for
 /// their size.
-pub fn open(hub: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMap) -> Result<Opened, Box<Reply>> {
+pub fn open(
+    hub: &HubHttp,
+    query: &[u8],
+    body: Option<&[u8]>,
+    headers: &HeaderMap,
+) -> Result<Opened, Box<Reply>> {
     open_unboxed(hub, query, body, headers).map_err(Box::new)
 }
 
 // Boxed once, by `open`, rather than at every early return.
 #[allow(clippy::result_large_err)]
-fn open_unboxed(hub: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &HeaderMap) -> Result<Opened, Reply> {
+fn open_unboxed(
+    hub: &HubHttp,
+    query: &[u8],
+    body: Option<&[u8]>,
+    headers: &HeaderMap,
+) -> Result<Opened, Reply> {
     let config = hub.hub.config();
-    let mut parsed = parse(query, body, config.legacy).map_err(|reason| Reply::problem(StatusCode::BAD_REQUEST, reason))?;
+    let mut parsed = parse(query, body, config.legacy)
+        .map_err(|reason| Reply::problem(StatusCode::BAD_REQUEST, reason))?;
     if let Some(value) = headers.get(&LAST_EVENT_ID) {
-        let cursor = value
-            .to_str()
-            .map_err(|_| Reply::problem(StatusCode::BAD_REQUEST, "Last-Event-ID is not valid text"))?;
+        let cursor = value.to_str().map_err(|_| {
+            Reply::problem(StatusCode::BAD_REQUEST, "Last-Event-ID is not valid text")
+        })?;
         parsed.request.cursor = Some(cursor.to_string());
     }
     let auth = hub.hub.authorizer();
@@ -53,20 +64,34 @@ fn open_unboxed(hub: &HubHttp, query: &[u8], body: Option<&[u8]>, headers: &Head
                 .map_err(|e| hub.auth_reply(&e, "the access token is not valid"))?,
         ),
         None if config.anonymous => None,
-        None => return Err(hub.auth_reply(&AuthError::Missing, "this hub requires an access token to subscribe")),
+        None => {
+            return Err(hub.auth_reply(
+                &AuthError::Missing,
+                "this hub requires an access token to subscribe",
+            ))
+        }
     };
     let stream = hub.hub.subscribe(parsed.request).map_err(refusal)?;
     let mut out = HeaderMap::new();
     out.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    out.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache, no-store, no-transform"));
+    out.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache, no-store, no-transform"),
+    );
     out.insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
-    if let Some(resumed) = stream.resumed_from().and_then(|v| HeaderValue::from_str(v).ok()) {
+    if let Some(resumed) = stream
+        .resumed_from()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
         out.insert(MERCURE_LAST_EVENT_ID.clone(), resumed.clone());
         // The draft-07 spelling of the same answer.
         out.insert(LAST_EVENT_ID.clone(), resumed);
     }
     super::cors::apply(&config.cors_origins, headers, &mut out);
-    Ok(Opened { stream, headers: out })
+    Ok(Opened {
+        stream,
+        headers: out,
+    })
 }
 
 fn refusal(error: SubscribeError) -> Reply {
@@ -99,7 +124,9 @@ fn parse(query: &[u8], body: Option<&[u8]>, legacy: bool) -> Result<Parsed, Stri
             }
             "topic" if legacy => request.matchers.push((MatchKind::Selector, value)),
             // The query's cursor wins over the body's.
-            "last_event_id" | "lastEventID" if request.cursor.is_none() || position < from_query => {
+            "last_event_id" | "lastEventID"
+                if request.cursor.is_none() || position < from_query =>
+            {
                 if name == "lastEventID" && !legacy {
                     continue;
                 }
@@ -116,7 +143,10 @@ fn parse(query: &[u8], body: Option<&[u8]>, legacy: bool) -> Result<Parsed, Stri
             "at least one topic matcher is required: match or match_urlpattern".into()
         });
     }
-    Ok(Parsed { request, query_token })
+    Ok(Parsed {
+        request,
+        query_token,
+    })
 }
 
 #[cfg(test)]
@@ -133,13 +163,25 @@ mod tests {
 
     #[test]
     fn legacy_topic_only_when_enabled() {
-        assert_eq!(parse(b"topic=a", None, true).unwrap().request.matchers.len(), 1);
+        assert_eq!(
+            parse(b"topic=a", None, true)
+                .unwrap()
+                .request
+                .matchers
+                .len(),
+            1
+        );
         assert!(parse(b"topic=a", None, false).is_err());
     }
 
     #[test]
     fn body_and_query_are_united_and_the_query_cursor_wins() {
-        let parsed = parse(b"match=a&last_event_id=q", Some(b"match=b&last_event_id=b"), true).unwrap();
+        let parsed = parse(
+            b"match=a&last_event_id=q",
+            Some(b"match=b&last_event_id=b"),
+            true,
+        )
+        .unwrap();
         assert_eq!(parsed.request.matchers.len(), 2);
         assert_eq!(parsed.request.cursor.as_deref(), Some("q"));
         let parsed = parse(b"match=a", Some(b"last_event_id=b"), true).unwrap();

@@ -142,7 +142,9 @@ impl Matcher {
             Compiled::Pattern(pattern) => {
                 let path = pattern.pathname();
                 // Stop at the first character with a meaning in URL Pattern syntax.
-                let end = path.find([':', '*', '(', ')', '{', '}', '\\', '?', '+']).unwrap_or(path.len());
+                let end = path
+                    .find([':', '*', '(', ')', '{', '}', '\\', '?', '+'])
+                    .unwrap_or(path.len());
                 Anchor::of_literal(&path[..end]).map(Anchor::Path)
             }
             Compiled::Any | Compiled::Exact => None,
@@ -197,7 +199,10 @@ mod tests {
 
     #[test]
     fn url_pattern_resolves_relative_topics_against_the_hub() {
-        let m = matcher(MatchKind::UrlPattern, "/.well-known/mercure/subscriptions/*");
+        let m = matcher(
+            MatchKind::UrlPattern,
+            "/.well-known/mercure/subscriptions/*",
+        );
         assert!(m.matches("/.well-known/mercure/subscriptions/exact/a/b"));
         assert!(m.matches("https://hub.example.com/.well-known/mercure/subscriptions/x"));
         assert!(!m.matches("https://other.example.com/.well-known/mercure/subscriptions/x"));
@@ -230,7 +235,8 @@ mod tests {
             Err(MatcherError::TooLong(64))
         ));
         assert!(Matcher::parse(MatchKind::UrlPattern, "https://example.com/(", &base, 64).is_err());
-        let broken = Matcher::parse(MatchKind::Selector, "https://example.com/{", &base, 64).unwrap();
+        let broken =
+            Matcher::parse(MatchKind::Selector, "https://example.com/{", &base, 64).unwrap();
         assert!(broken.is_exact(), "an invalid template is a plain string");
     }
 }

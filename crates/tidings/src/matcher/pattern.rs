@@ -11,7 +11,9 @@
 
 use url::Url;
 use urlpattern::regexp::RegExp;
-use urlpattern::{RegexSyntax, UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
+use urlpattern::{
+    RegexSyntax, UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions,
+};
 
 pub type PatternError = urlpattern::Error;
 
@@ -25,7 +27,8 @@ pub struct UrlPatternMatcher {
 
 impl UrlPatternMatcher {
     pub fn parse(source: &str, base: &Url) -> Result<UrlPatternMatcher, PatternError> {
-        let init = UrlPatternInit::parse_constructor_string::<Expression>(source, Some(base.clone()))?;
+        let init =
+            UrlPatternInit::parse_constructor_string::<Expression>(source, Some(base.clone()))?;
         // ignoreCase stays off: the spec forbids it.
         let pattern = UrlPattern::parse(init, UrlPatternOptions::default())?;
         Ok(UrlPatternMatcher {
@@ -42,7 +45,10 @@ impl UrlPatternMatcher {
     /// A topic that does not parse as a URL reference never matches.
     pub fn matches(&self, topic: &str) -> bool {
         match self.base.join(topic) {
-            Ok(url) => self.pattern.test(UrlPatternMatchInput::Url(url)).unwrap_or(false),
+            Ok(url) => self
+                .pattern
+                .test(UrlPatternMatchInput::Url(url))
+                .unwrap_or(false),
             Err(_) => false,
         }
     }
@@ -63,7 +69,9 @@ impl RegExp for Expression {
         if pattern == ANYTHING {
             return Ok(Expression::Anything);
         }
-        regex_lite::Regex::new(pattern).map(Expression::Lite).map_err(|_| ())
+        regex_lite::Regex::new(pattern)
+            .map(Expression::Lite)
+            .map_err(|_| ())
     }
 
     fn matches<'a>(&self, text: &'a str) -> Option<Vec<Option<&'a str>>> {
@@ -71,7 +79,13 @@ impl RegExp for Expression {
             Expression::Anything => Some(vec![Some(text)]),
             Expression::Lite(regex) => {
                 let captures = regex.captures(text)?;
-                Some(captures.iter().skip(1).map(|c| c.map(|m| m.as_str())).collect())
+                Some(
+                    captures
+                        .iter()
+                        .skip(1)
+                        .map(|c| c.map(|m| m.as_str()))
+                        .collect(),
+                )
             }
         }
     }

@@ -498,9 +498,11 @@ impl Expression {
                 format!("{ch}*(?:{sep}{ch}*)*|{ch}*={ch}*(?:{sep}{ch}*={ch}*)*")
             }
             (true, Modifier::None) => assignment(op, &regex_lite::escape(&spec.name), &any),
-            (true, Modifier::Prefix(len)) => {
-                assignment(op, &regex_lite::escape(&spec.name), &prefix_pattern(op, len))
-            }
+            (true, Modifier::Prefix(len)) => assignment(
+                op,
+                &regex_lite::escape(&spec.name),
+                &prefix_pattern(op, len),
+            ),
             // Exploded pairs subsume exploded lists: a key may equal the name.
             (true, Modifier::Explode) => {
                 let pair = assignment(op, &format!("{ch}*"), &format!("{ch}*"));

@@ -86,7 +86,10 @@ fn open_from_head(head: &[u8], http: &HubHttp) -> Parsed {
             let target = request.path.unwrap_or("/");
             let query = target.split_once('?').map_or("", |(_, q)| q);
             match subscribe::open(http, query.as_bytes(), None, &header_map(request.headers)) {
-                Ok(opened) => Parsed::Opened(response_head(200, "OK", &opened.headers, None), opened.stream),
+                Ok(opened) => Parsed::Opened(
+                    response_head(200, "OK", &opened.headers, None),
+                    opened.stream,
+                ),
                 Err(reply) => Parsed::Refused(*reply),
             }
         }
@@ -196,7 +199,12 @@ async fn write_frames(socket: &TcpStream, frames: &mut [Bytes]) -> io::Result<()
 }
 
 async fn write_reply(stream: &mut TcpStream, reply: Reply) -> io::Result<()> {
-    let head = response_head(reply.status.as_u16(), reply.status.canonical_reason().unwrap_or(""), &reply.headers, Some(reply.body.len()));
+    let head = response_head(
+        reply.status.as_u16(),
+        reply.status.canonical_reason().unwrap_or(""),
+        &reply.headers,
+        Some(reply.body.len()),
+    );
     stream.write_all(&head).await?;
     stream.write_all(&reply.body).await?;
     stream.shutdown().await

@@ -54,7 +54,11 @@ pub async fn serve(
             let result = match tls {
                 Some(tls) => match tls.accept(socket).await {
                     Ok(stream) => watcher
-                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
                         .await
                         .map_err(io::Error::other),
                     Err(error) => Err(error),
@@ -88,7 +92,11 @@ async fn serve_plain(
     match direct::route(socket, http).await? {
         direct::Route::Served => Ok(()),
         direct::Route::Hyper(stream) => watcher
-            .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
+            .watch(
+                builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned(),
+            )
             .await
             .map_err(io::Error::other),
     }
@@ -118,7 +126,10 @@ impl Spare {
             tokio::time::sleep(Duration::from_millis(10)).await;
             return;
         }
-        if self.last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+        if self
+            .last_warning
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
             self.last_warning = Some(std::time::Instant::now());
             tracing::warn!("refusing connections: out of file descriptors (raise the open-files limit or lower --max-connections)");
         }
