@@ -1,5 +1,6 @@
 //! The `tidings` command: run a hub, publish, subscribe, mint tokens.
 
+mod client;
 mod publish;
 mod serve;
 mod sse;

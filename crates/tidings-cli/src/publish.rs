@@ -11,13 +11,8 @@ pub struct PublishArgs {
     /// Topic of the update; repeat for alternate topics (the first is canonical).
     #[arg(long = "topic", required = true)]
     pub topics: Vec<String>,
-    /// The hub URL.
-    #[arg(
-        long,
-        env = "TIDINGS_HUB",
-        default_value = "http://127.0.0.1:8080/.well-known/mercure"
-    )]
-    pub hub: String,
+    #[command(flatten)]
+    pub target: crate::client::HubArgs,
     /// Publisher token (see `tidings token`).
     #[arg(long, env = "TIDINGS_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -33,9 +28,6 @@ pub struct PublishArgs {
     /// Reconnection delay for subscribers, in milliseconds.
     #[arg(long)]
     pub retry: Option<u64>,
-    /// Accept the hub's certificate without verification (self-signed development hubs).
-    #[arg(long)]
-    pub insecure: bool,
 }
 
 pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
@@ -67,17 +59,15 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
             },
         )
         .finish();
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(args.insecure)
-        .build()?;
+    let client = args.target.client()?;
     let response = client
-        .post(&args.hub)
+        .post(&args.target.hub)
         .bearer_auth(&args.token)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .send()
         .await
-        .with_context(|| format!("cannot reach {}", args.hub))?;
+        .with_context(|| format!("cannot reach {}", args.target.hub))?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if !status.is_success() {

@@ -18,13 +18,8 @@ pub struct SubscribeArgs {
     /// Draft-07 topic selector (exact or URI template); repeatable.
     #[arg(long = "topic")]
     pub topics: Vec<String>,
-    /// The hub URL.
-    #[arg(
-        long,
-        env = "TIDINGS_HUB",
-        default_value = "http://127.0.0.1:8080/.well-known/mercure"
-    )]
-    pub hub: String,
+    #[command(flatten)]
+    pub target: crate::client::HubArgs,
     /// Subscriber token, to receive private updates.
     #[arg(long, env = "TIDINGS_SUBSCRIBER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -37,14 +32,11 @@ pub struct SubscribeArgs {
     /// Stop after this many events.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Accept the hub's certificate without verification (self-signed development hubs).
-    #[arg(long)]
-    pub insecure: bool,
 }
 
 pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
-    let mut url =
-        url::Url::parse(&args.hub).with_context(|| format!("`{}` is not a URL", args.hub))?;
+    let mut url = url::Url::parse(&args.target.hub)
+        .with_context(|| format!("`{}` is not a URL", args.target.hub))?;
     {
         let mut query = url.query_pairs_mut();
         for (name, values) in [
@@ -60,9 +52,7 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
     if args.exact.is_empty() && args.urlpattern.is_empty() && args.topics.is_empty() {
         bail!("give at least one --match, --match-urlpattern or --topic");
     }
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(args.insecure)
-        .build()?;
+    let client = args.target.client()?;
     let mut last_event_id = args.last_event_id.clone();
     let mut retry = Duration::from_secs(3);
     let mut printed = 0;
@@ -108,7 +98,7 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
             }
             Err(error) => eprintln!(
                 "tidings: cannot reach {}: {error}; retrying in {retry:?}",
-                args.hub
+                args.target.hub
             ),
         }
         tokio::time::sleep(retry).await;

@@ -172,15 +172,7 @@ async fn slow_consumers_are_disconnected_and_memory_stays_bounded() {
                 let client = support::client();
                 for _ in 0..100 {
                     let body = format!("topic=flood&data={payload}");
-                    let response = client
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(response.status(), 200);
+                    assert_eq!(support::post_form(&client, &url, &token, body).await, 200);
                 }
             }));
         }

@@ -112,15 +112,7 @@ async fn publishing_during_replay_loses_and_repeats_nothing() {
             let client = support::client();
             for n in 1000..2000 {
                 let body = format!("topic=race&data={n}");
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
+                assert_eq!(support::post_form(&client, &url, &token, body).await, 200);
             }
         })
     };
@@ -152,15 +144,8 @@ async fn many_subscribers_join_and_leave_while_events_flow() {
         tokio::spawn(async move {
             let client = support::client();
             for n in 0..total {
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(format!("topic=churn&data={n}&id=e{n}"))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
+                let body = format!("topic=churn&data={n}&id=e{n}");
+                assert_eq!(support::post_form(&client, &url, &token, body).await, 200);
                 if n % 50 == 0 {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }

@@ -155,6 +155,15 @@ impl Drop for Hub {
     }
 }
 
+/// A port nothing listens on right now: bound on 127.0.0.1 and released, so
+/// a hub can be started (and restarted) at a URL known in advance.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 pub fn token(
     generation: Generation,
     role: Role,
@@ -178,6 +187,20 @@ pub fn token(
         algorithm: "HS256".parse().unwrap(),
     };
     mint(&request, &KeySource::Secret(SECRET.into())).unwrap()
+}
+
+/// Publishes a form body; returns the status.
+pub async fn post_form(client: &reqwest::Client, url: &str, token: &str, body: String) -> u16 {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("publish request")
+        .status()
+        .as_u16()
 }
 
 pub fn client() -> reqwest::Client {

@@ -8,13 +8,13 @@ use crate::http::HubHttp;
 use crate::hub::Hub;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 /// Serves `hub` on `listener` until `shutdown` resolves, then ends every
@@ -49,21 +49,16 @@ pub async fn serve(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let service = TowerToHyperService::new(router);
-            let builder = auto::Builder::new(TokioExecutor::new());
             let result = match tls {
                 Some(tls) => match tls.accept(socket).await {
-                    Ok(stream) => watcher
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
-                        .map_err(io::Error::other),
+                    Ok(stream) => serve_hyper(stream, router, watcher).await,
                     Err(error) => Err(error),
                 },
-                None => serve_plain(socket, &http, builder, service, watcher).await,
+                None => match direct::route(socket, &http).await {
+                    Ok(direct::Route::Served) => Ok(()),
+                    Ok(direct::Route::Hyper(stream)) => serve_hyper(stream, router, watcher).await,
+                    Err(error) => Err(error),
+                },
             };
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
@@ -82,24 +77,18 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_plain(
-    socket: TcpStream,
-    http: &HubHttp,
-    builder: auto::Builder<TokioExecutor>,
-    service: TowerToHyperService<axum::Router>,
-    watcher: hyper_util::server::graceful::Watcher,
-) -> io::Result<()> {
-    match direct::route(socket, http).await? {
-        direct::Route::Served => Ok(()),
-        direct::Route::Hyper(stream) => watcher
-            .watch(
-                builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned(),
-            )
-            .await
-            .map_err(io::Error::other),
-    }
+/// Serves a connection with hyper: HTTP/2 or HTTP/1.1, whatever it speaks.
+async fn serve_hyper<I>(stream: I, router: axum::Router, watcher: Watcher) -> io::Result<()>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(router));
+    watcher
+        .watch(connection.into_owned())
+        .await
+        .map_err(io::Error::other)
 }
 
 /// A file descriptor held in reserve. When the process runs out, it is
