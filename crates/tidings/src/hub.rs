@@ -29,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Publishes waiting for the committer beyond this apply backpressure.
 const PUBLISH_QUEUE: usize = 65_536;
+/// Subscribers of one event that dispatch writes to directly; the rest are
+/// left to their connections' tasks.
+const WRITE_THROUGH_FANOUT: usize = 64;
 /// Most updates sequenced and written together.
 const BATCH: usize = 1024;
 /// How often history retention runs; a run still going is not doubled.
@@ -441,8 +444,14 @@ fn dispatch(core: &Core, events: &[SharedEvent], jobs: &[Job]) {
     {
         let mut index = core.index.lock();
         for event in events {
+            let mut offered = 0;
             let delivery = index.dispatch(event, |subscriber| {
-                let outcome = subscriber.outbox.push(event.frame.clone(), bounds);
+                // The first subscribers get the frame written right here; a
+                // larger fan-out is queued for the connections' own tasks,
+                // which run on every core and coalesce what piles up.
+                offered += 1;
+                let write_through = offered <= WRITE_THROUGH_FANOUT;
+                let outcome = subscriber.outbox.push(event.frame.clone(), bounds, write_through);
                 if outcome == Push::Queued {
                     subscriber.mark_active();
                 }
@@ -511,7 +520,7 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
                     presence.ended(subscriber);
                 }
             } else if subscriber.tick_idle(idle_limit) {
-                subscriber.outbox.push(crate::frame::KEEP_ALIVE, bounds);
+                subscriber.outbox.push(crate::frame::KEEP_ALIVE, bounds, true);
                 subscriber.mark_active();
             }
         }

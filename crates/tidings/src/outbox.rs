@@ -102,15 +102,20 @@ impl Outbox {
         }
     }
 
-    /// Queues a frame; overflow closes the queue as [`CloseReason::Slow`].
-    pub fn push(&self, frame: Bytes, bounds: Bounds) -> Push {
+    /// Queues a frame, or with `write_through` writes it to an idle socket
+    /// at once; overflow closes the queue as [`CloseReason::Slow`].
+    pub fn push(&self, frame: Bytes, bounds: Bounds, write_through: bool) -> Push {
         let mut queue = self.queue.lock();
         if queue.closed.is_some() {
             return Push::Closed;
         }
-        let frame = match self.write_through(&mut queue, frame) {
-            None => return Push::Queued,
-            Some(rest) => rest,
+        let frame = if write_through {
+            match self.write_through(&mut queue, frame) {
+                None => return Push::Queued,
+                Some(rest) => rest,
+            }
+        } else {
+            frame
         };
         let outcome =
             if queue.frames.len() >= bounds.events || queue.bytes + frame.len() > bounds.bytes {
@@ -214,8 +219,8 @@ mod tests {
     fn batches_everything_queued() {
         let outbox = Outbox::new();
         assert!(poll(&outbox).is_pending());
-        assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS), Push::Queued);
-        assert_eq!(outbox.push(Bytes::from_static(b"b"), BOUNDS), Push::Queued);
+        assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS, true), Push::Queued);
+        assert_eq!(outbox.push(Bytes::from_static(b"b"), BOUNDS, true), Push::Queued);
         match poll(&outbox) {
             Poll::Ready(Batch::Frames(frames)) => assert_eq!(frames, vec!["a", "b"]),
             _ => panic!("expected frames"),
@@ -226,17 +231,17 @@ mod tests {
     #[test]
     fn overflow_closes_as_slow_and_drops_the_backlog() {
         let outbox = Outbox::new();
-        outbox.push(Bytes::from_static(b"a"), BOUNDS);
-        outbox.push(Bytes::from_static(b"b"), BOUNDS);
+        outbox.push(Bytes::from_static(b"a"), BOUNDS, true);
+        outbox.push(Bytes::from_static(b"b"), BOUNDS, true);
         assert_eq!(
-            outbox.push(Bytes::from_static(b"c"), BOUNDS),
+            outbox.push(Bytes::from_static(b"c"), BOUNDS, true),
             Push::Overflowed
         );
         assert!(matches!(
             poll(&outbox),
             Poll::Ready(Batch::Closed(CloseReason::Slow))
         ));
-        assert_eq!(outbox.push(Bytes::from_static(b"d"), BOUNDS), Push::Closed);
+        assert_eq!(outbox.push(Bytes::from_static(b"d"), BOUNDS, true), Push::Closed);
     }
 
     #[test]
@@ -246,13 +251,13 @@ mod tests {
             outbox.push(Bytes::from(vec![0; 101]), BOUNDS),
             Push::Overflowed
         );
-        assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS), Push::Closed);
+        assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS, true), Push::Closed);
     }
 
     #[test]
     fn shutdown_delivers_what_was_queued_first() {
         let outbox = Outbox::new();
-        outbox.push(Bytes::from_static(b"a"), BOUNDS);
+        outbox.push(Bytes::from_static(b"a"), BOUNDS, true);
         outbox.close(CloseReason::Shutdown);
         assert!(matches!(poll(&outbox), Poll::Ready(Batch::Frames(_))));
         assert!(matches!(
