@@ -219,8 +219,14 @@ mod tests {
     fn batches_everything_queued() {
         let outbox = Outbox::new();
         assert!(poll(&outbox).is_pending());
-        assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS, true), Push::Queued);
-        assert_eq!(outbox.push(Bytes::from_static(b"b"), BOUNDS, true), Push::Queued);
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"a"), BOUNDS, true),
+            Push::Queued
+        );
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"b"), BOUNDS, true),
+            Push::Queued
+        );
         match poll(&outbox) {
             Poll::Ready(Batch::Frames(frames)) => assert_eq!(frames, vec!["a", "b"]),
             _ => panic!("expected frames"),
@@ -241,17 +247,23 @@ mod tests {
             poll(&outbox),
             Poll::Ready(Batch::Closed(CloseReason::Slow))
         ));
-        assert_eq!(outbox.push(Bytes::from_static(b"d"), BOUNDS, true), Push::Closed);
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"d"), BOUNDS, true),
+            Push::Closed
+        );
     }
 
     #[test]
     fn byte_bound_applies_too() {
         let outbox = Outbox::new();
         assert_eq!(
-            outbox.push(Bytes::from(vec![0; 101]), BOUNDS),
+            outbox.push(Bytes::from(vec![0; 101]), BOUNDS, true),
             Push::Overflowed
         );
-        assert_eq!(outbox.push(Bytes::from_static(b"a"), BOUNDS, true), Push::Closed);
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"a"), BOUNDS, true),
+            Push::Closed
+        );
     }
 
     #[test]
@@ -264,5 +276,35 @@ mod tests {
             poll(&outbox),
             Poll::Ready(Batch::Closed(CloseReason::Shutdown))
         ));
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_lets_dispatch_write_through() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let outbox = Outbox::new();
+        outbox.attach(Arc::new(server));
+        // Not before the writer says it is idle: order comes first.
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"a"), BOUNDS, true),
+            Push::Queued
+        );
+        assert!(matches!(poll(&outbox), Poll::Ready(Batch::Frames(_))));
+        outbox.allow_write_through();
+        assert_eq!(
+            outbox.push(Bytes::from_static(b"b"), BOUNDS, true),
+            Push::Queued
+        );
+        assert!(poll(&outbox).is_pending(), "written, not queued");
+        let mut byte = [0u8; 1];
+        client.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"b");
+        // A caller may ask to queue anyway.
+        outbox.push(Bytes::from_static(b"c"), BOUNDS, false);
+        assert!(matches!(poll(&outbox), Poll::Ready(Batch::Frames(_))));
     }
 }
