@@ -451,7 +451,9 @@ fn dispatch(core: &Core, events: &[SharedEvent], jobs: &[Job]) {
                 // which run on every core and coalesce what piles up.
                 offered += 1;
                 let write_through = offered <= WRITE_THROUGH_FANOUT;
-                let outcome = subscriber.outbox.push(event.frame.clone(), bounds, write_through);
+                let outcome = subscriber
+                    .outbox
+                    .push(event.frame.clone(), bounds, write_through);
                 if outcome == Push::Queued {
                     subscriber.mark_active();
                 }
@@ -520,7 +522,9 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
                     presence.ended(subscriber);
                 }
             } else if subscriber.tick_idle(idle_limit) {
-                subscriber.outbox.push(crate::frame::KEEP_ALIVE, bounds, true);
+                subscriber
+                    .outbox
+                    .push(crate::frame::KEEP_ALIVE, bounds, true);
                 subscriber.mark_active();
             }
         }
