@@ -20,7 +20,8 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REDIRECTS: usize = 3;
 
-type Shared = Arc<RwLock<Arc<Vec<TrustedKey>>>>;
+/// The current keys, and how many times they were replaced.
+type Shared = Arc<RwLock<(Arc<Vec<TrustedKey>>, u64)>>;
 
 /// The current keys of one JWK Set; dropping it stops the refresh task.
 pub(super) struct FetchedKeys {
@@ -47,7 +48,7 @@ impl FetchedKeys {
         })?;
         let client = http_client().map_err(&setup_error)?;
         let first = fetch(&client, &parsed).await.map_err(&setup_error)?;
-        let keys: Shared = Arc::new(RwLock::new(Arc::new(first)));
+        let keys: Shared = Arc::new(RwLock::new((Arc::new(first), 0)));
         let (stop, stopped) = oneshot::channel();
         let every = Duration::from_secs(refresh_secs.max(1));
         tokio::spawn(refresh(
@@ -61,7 +62,13 @@ impl FetchedKeys {
     }
 
     pub(super) fn current(&self) -> Arc<Vec<TrustedKey>> {
-        self.keys.read().clone()
+        self.keys.read().0.clone()
+    }
+
+    /// Changes whenever the set is replaced, so verifications made with
+    /// older keys can be told apart.
+    pub(super) fn version(&self) -> u64 {
+        self.keys.read().1
     }
 }
 
@@ -71,7 +78,7 @@ impl FetchedKeys {
 async fn refresh(
     client: reqwest::Client,
     url: Url,
-    keys: Weak<RwLock<Arc<Vec<TrustedKey>>>>,
+    keys: Weak<RwLock<(Arc<Vec<TrustedKey>>, u64)>>,
     every: Duration,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -87,7 +94,8 @@ async fn refresh(
         match outcome {
             Ok(fresh) => {
                 tracing::debug!(%url, count = fresh.len(), "refreshed JWK Set");
-                *keys.write() = Arc::new(fresh);
+                let mut current = keys.write();
+                *current = (Arc::new(fresh), current.1 + 1);
             }
             Err(reason) => {
                 tracing::warn!(%url, %reason, "JWK Set refresh failed; keeping the last good keys")

@@ -170,6 +170,11 @@ impl KeyRing {
         })
     }
 
+    /// Changes when fetched keys are replaced; static keys never change.
+    pub(super) fn version(&self) -> u64 {
+        self.fetched.as_ref().map_or(0, FetchedKeys::version)
+    }
+
     /// The issuer these keys sign for.
     pub(super) fn issuer(&self) -> Option<&str> {
         self.issuer.as_deref()

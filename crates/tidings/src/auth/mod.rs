@@ -7,6 +7,7 @@
 //! draft-07 tokens still deployed (`mercure` claim). This file holds the
 //! vocabulary shared by the submodules and the errors reported to clients.
 
+mod cache;
 mod config;
 mod grants;
 mod jwks;

@@ -5,6 +5,7 @@
 //! tried only from that issuer's ring, and claims are trusted only once a
 //! signature verified.
 
+use super::cache::Verified;
 use super::config::AuthConfig;
 use super::grants::{GrantError, Grants, Rights};
 use super::keys::KeyRing;
@@ -26,6 +27,7 @@ const MAX_LEEWAY_SECS: u64 = 3600;
 /// Verifies tokens for both roles; cheap to share behind an `Arc`.
 pub struct Authorizer {
     config: AuthConfig,
+    verified: Verified,
     publisher: Arc<KeyRing>,
     subscriber: Arc<KeyRing>,
     hub_url: Url,
@@ -52,6 +54,7 @@ impl Authorizer {
         };
         Ok(Authorizer {
             config,
+            verified: Verified::default(),
             publisher,
             subscriber,
             hub_url: hub_url.clone(),
@@ -65,10 +68,23 @@ impl Authorizer {
     /// Verifies a token presented to a `role` endpoint. Every failure is
     /// [`AuthError::InvalidToken`]; the reason is only logged.
     pub fn verify(&self, token: &str, role: Role) -> Result<Arc<Grants>, AuthError> {
-        self.check(token, role).map(Arc::new).map_err(|refusal| {
+        let keys = self.ring(role).version();
+        if let Some(grants) = self.verified.get(token, role, keys) {
+            return Ok(grants);
+        }
+        let grants = self.check(token, role).map(Arc::new).map_err(|refusal| {
             tracing::debug!(%role, reason = %refusal, "refused an access token");
             AuthError::InvalidToken
-        })
+        })?;
+        self.verified.put(token, role, keys, &grants);
+        Ok(grants)
+    }
+
+    fn ring(&self, role: Role) -> &KeyRing {
+        match role {
+            Role::Publisher => &self.publisher,
+            Role::Subscriber => &self.subscriber,
+        }
     }
 
     fn check(&self, token: &str, role: Role) -> Result<Grants, Refusal> {
@@ -87,10 +103,7 @@ impl Authorizer {
             .map_err(Refusal::Malformed)?
             .claims;
         let generation = self.generation(&header, &unverified)?;
-        let ring = match role {
-            Role::Publisher => &self.publisher,
-            Role::Subscriber => &self.subscriber,
-        };
+        let ring = self.ring(role);
         let issuer = signing_issuer(ring, generation, unverified.iss.as_deref())?;
         let validation = self.validation(generation, header.alg, issuer);
         let claims = verified_claims(ring, token, &header, &validation)?;
