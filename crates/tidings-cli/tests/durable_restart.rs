@@ -29,7 +29,8 @@ fn stop(mut hub: Hub) {
 /// The frames of a stream's events, without its opening comment.
 fn frames(raw: &str) -> Vec<String> {
     raw.split_inclusive("\n\n")
-        .filter(|frame| frame.starts_with("id: "))
+        // Events only: a live stream also opens with a bare `id:` cursor.
+        .filter(|frame| frame.starts_with("id: ") && frame.contains("\ndata: "))
         .map(str::to_string)
         .collect()
 }
