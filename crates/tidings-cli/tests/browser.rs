@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::programs::require_program;
 use support::Hub;
 
@@ -72,6 +72,9 @@ struct Received {
     /// `open` fires once per connection, so opens - 1 is the reconnections.
     opens: usize,
     errors: usize,
+    /// The source gave up reconnecting.
+    #[serde(default)]
+    closed: bool,
 }
 
 #[derive(Deserialize, Debug, PartialEq)]
@@ -94,17 +97,30 @@ fn event(kind: &str, data: &str, id: &str) -> Event {
 struct Browser {
     child: Child,
     lines: Receiver<String>,
+    /// How long the report may take.
+    wait: Duration,
 }
 
 impl Browser {
     /// Opens the page and its sources; returns once every source is open.
     fn open(tools: &Tools, hub: &Hub, subscriptions: &[Subscription], linger: Duration) -> Browser {
+        Browser::open_for(tools, hub, subscriptions, linger, Duration::from_secs(30))
+    }
+
+    /// Like `open`, waiting up to `timeout` for every expected event.
+    fn open_for(
+        tools: &Tools,
+        hub: &Hub,
+        subscriptions: &[Subscription],
+        linger: Duration,
+        timeout: Duration,
+    ) -> Browser {
         let spec = serde_json::json!({
             "chromium": tools.chromium,
             "origin": hub.origin,
             "subscriptions": subscriptions,
             "lingerMs": linger.as_millis() as u64,
-            "timeoutMs": 30_000,
+            "timeoutMs": timeout.as_millis() as u64,
         });
         let mut child = Command::new(&tools.node)
             .arg("eventsource.mjs")
@@ -123,7 +139,11 @@ impl Browser {
                 }
             }
         });
-        let browser = Browser { child, lines };
+        let browser = Browser {
+            child,
+            lines,
+            wait: timeout + linger + Duration::from_secs(60),
+        };
         let ready = browser.lines.recv_timeout(Duration::from_secs(60));
         assert_eq!(
             ready.as_deref(),
@@ -137,7 +157,7 @@ impl Browser {
     fn report(self) -> Report {
         let line = self
             .lines
-            .recv_timeout(Duration::from_secs(90))
+            .recv_timeout(self.wait)
             .expect("a report from the page");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"))
     }
@@ -328,4 +348,233 @@ fn eventsource_resumes_with_last_event_id_across_cuts() {
         "expected at least two reconnections, saw {} opens",
         ticker.opens
     );
+}
+
+const RESTART_TOPIC: &str = "https://example.com/restart";
+
+/// A hub at a fixed address keeping durable history in `data_dir`, so the
+/// hub started again after a restart has the same URL, origin and history.
+fn durable_hub(listen: &str, data_dir: &Path) -> Hub {
+    Hub::start_with(&[
+        "serve",
+        "--listen",
+        listen,
+        "--jwt-key",
+        support::SECRET,
+        "--log",
+        "warn",
+        "--history",
+        "redb",
+        "--data-dir",
+        data_dir.to_str().expect("a UTF-8 path"),
+        // The browser tries again 200 ms after losing the hub.
+        "--retry",
+        "200",
+    ])
+}
+
+/// Publishes numbered events, each tried until the hub answers 200: every
+/// id kept is of an event the hub acknowledged as stored.
+struct Publisher {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    /// The id of event n at n - 1.
+    ids: Vec<String>,
+    /// Each failed attempt.
+    failures: Vec<String>,
+}
+
+impl Publisher {
+    /// Publishes events `range`, one after the other.
+    async fn publish(&mut self, range: std::ops::RangeInclusive<usize>) {
+        for n in range {
+            let id = self.until_stored(n).await;
+            self.ids.push(id);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn until_stored(&mut self, n: usize) -> String {
+        let body = query(&[("topic", RESTART_TOPIC), ("data", &n.to_string())]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let attempt = self
+                .client
+                .post(&self.url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .bearer_auth(&self.token)
+                .body(body.clone())
+                .send()
+                .await;
+            match attempt {
+                Ok(response) if response.status() == 200 => {
+                    // A 200 without its body leaves the id unknown; trying
+                    // again would store the event twice.
+                    return response
+                        .text()
+                        .await
+                        .unwrap_or_else(|e| panic!("event {n}: a 200 without its id: {e}"));
+                }
+                Ok(response) => self
+                    .failures
+                    .push(format!("event {n}: status {}", response.status())),
+                Err(error) if error.is_connect() => {
+                    self.failures.push(format!("event {n}: no connection"))
+                }
+                Err(error) => self.failures.push(format!("event {n}: {error:?}")),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "event {n} still not stored after a minute: {:?}",
+                self.failures
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A browser subscribed on the hub's own page while the hub is stopped with
+/// `signal` and started again on the same port and data directory, with
+/// publishes before, during and after: every acknowledged event arrives
+/// once, in order. The subscription has no `last_event_id`: the hub opens
+/// every stream with an `id:` field holding the subscriber's cursor, so the
+/// browser always has a Last-Event-ID to resume from.
+fn eventsource_resumes_across_a_hub_restart(signal: libc::c_int, name: &str) {
+    let Some(tools) = tools() else { return };
+    const BEFORE: usize = 10;
+    const DURING: usize = 10;
+    const AFTER: usize = 10;
+    const COUNT: usize = BEFORE + DURING + AFTER;
+    // How long the hub stays down once it has exited.
+    const DOWN: Duration = Duration::from_millis(500);
+
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let hub = durable_hub(&listen, data_dir.path());
+    let url = hub.url.clone();
+    let subscriptions = [Subscription {
+        name,
+        query: query(&[("match", RESTART_TOPIC)]),
+        types: &["message"],
+        expect: COUNT,
+    }];
+    // Lingering catches replays of already-seen events.
+    let browser = Browser::open_for(
+        &tools,
+        &hub,
+        &subscriptions,
+        Duration::from_millis(1500),
+        Duration::from_secs(60),
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut publisher = Publisher {
+        client: support::client(),
+        url: url.clone(),
+        token: hub.publisher_token(),
+        ids: Vec::with_capacity(COUNT),
+        failures: Vec::new(),
+    };
+    runtime.block_on(publisher.publish(1..=BEFORE));
+    let failed_before = publisher.failures.len();
+
+    // Signalled between publishes, so no request is in flight when the hub
+    // goes: what it acknowledged it stored, and it can have stored nothing
+    // it did not acknowledge.
+    let mut old = hub;
+    let signalled = Instant::now();
+    // SAFETY: a plain system call, on our own child process.
+    assert_eq!(unsafe { libc::kill(old.pid() as libc::pid_t, signal) }, 0);
+    let restart = {
+        let listen = listen.clone();
+        let dir = data_dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let status = old.child.wait().expect("wait for the hub");
+            let stopped = signalled.elapsed();
+            std::thread::sleep(DOWN);
+            let started = Instant::now();
+            let hub = durable_hub(&listen, &dir);
+            (status, stopped, started.elapsed(), hub)
+        })
+    };
+    // Meanwhile the next events go out, each tried until it is stored.
+    runtime.block_on(publisher.publish(BEFORE + 1..=BEFORE + DURING));
+    let (status, stopped, startup, hub) = restart.join().expect("the restart");
+    runtime.block_on(publisher.publish(BEFORE + DURING + 1..=COUNT));
+    assert_eq!(hub.url, url, "the restarted hub is at the same URL");
+
+    let report = browser.report();
+    let source = &report.subscriptions[0];
+    let arrival: Vec<&str> = source.events.iter().map(|e| e.data.as_str()).collect();
+    eprintln!(
+        "{name}: hub exited {status} {stopped:?} after the signal, down {DOWN:?}, \
+         up again in {startup:?}; {} failed publish attempts; browser: {} events, \
+         {} opens, {} errors",
+        publisher.failures.len(),
+        source.events.len(),
+        source.opens,
+        source.errors
+    );
+    // A native EventSource gives up for good on any answer but a 200.
+    assert!(
+        !source.closed,
+        "the EventSource gave up reconnecting (the hub answered it with an error status: see \
+         the [page] lines above) after events {}",
+        arrival.join(" ")
+    );
+    let got: Vec<(String, String)> = source
+        .events
+        .iter()
+        .map(|e| (e.data.clone(), e.id.clone()))
+        .collect();
+    let want: Vec<(String, String)> = publisher
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| ((i + 1).to_string(), id.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        want,
+        "each acknowledged event exactly once and in order, as (data, id); data in arrival \
+         order: {}; {} opens, {} errors, closed: {}, timed out: {}",
+        arrival.join(" "),
+        source.opens,
+        source.errors,
+        source.closed,
+        report.timed_out
+    );
+    assert!(source.events.iter().all(|e| e.kind == "message"));
+    assert!(
+        source.opens >= 2,
+        "the browser never reconnected: {} opens",
+        source.opens
+    );
+    assert_eq!(
+        failed_before, 0,
+        "publishes failed before the restart: {:?}",
+        publisher.failures
+    );
+    // Otherwise no publish met the restart, and the test proved less.
+    assert!(
+        !publisher.failures.is_empty(),
+        "every publish succeeded at once, even while the hub was down"
+    );
+    if signal == libc::SIGTERM {
+        assert!(
+            status.success(),
+            "SIGTERM should stop the hub cleanly: {status}"
+        );
+    }
+}
+
+#[test]
+fn eventsource_resumes_across_a_hub_restart_after_sigterm() {
+    eventsource_resumes_across_a_hub_restart(libc::SIGTERM, "sigterm");
+}
+
+#[test]
+fn eventsource_resumes_across_a_hub_restart_after_sigkill() {
+    eventsource_resumes_across_a_hub_restart(libc::SIGKILL, "sigkill");
 }

@@ -13,7 +13,8 @@
 // }
 //
 // Prints "READY" once every EventSource has opened, then one JSON line:
-// { subscriptions: [{ name, events: [{ type, data, id }], opens, errors }], timedOut }
+// { subscriptions: [{ name, events: [{ type, data, id }], opens, errors, closed }], timedOut }
+// (closed: the source gave up reconnecting.)
 // The report is printed even on a time-out so the test can show what arrived.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,7 +57,7 @@ try {
       subscriptions.map(
         ({ name, query, types }) =>
           new Promise((resolve, reject) => {
-            const record = { name, events: [], opens: 0, errors: 0 };
+            const record = { name, events: [], opens: 0, errors: 0, closed: false };
             window.recorded[name] = record;
             const source = new EventSource('/.well-known/mercure?' + query);
             for (const type of types) {
@@ -68,10 +69,14 @@ try {
               record.opens += 1;
               resolve();
             };
-            // Errors also mark each reconnection; only a closed source is fatal.
+            // Errors also mark each reconnection (and each failed attempt);
+            // only a closed source is fatal.
             source.onerror = () => {
               record.errors += 1;
-              if (source.readyState === EventSource.CLOSED) reject(new Error(`${name}: EventSource closed`));
+              if (source.readyState === EventSource.CLOSED) {
+                record.closed = true;
+                reject(new Error(`${name}: EventSource closed`));
+              }
             };
           }),
       ),
