@@ -261,8 +261,13 @@ async fn self_signed_tls_serves_http2_through_alpn() {
 
 #[tokio::test]
 async fn sigterm_ends_streams_cleanly_and_exits() {
-    let mut hub = Hub::start(&[]);
+    // A long grace period: exiting well within it shows nothing idle held
+    // the shutdown up.
+    let mut hub = Hub::start(&["--shutdown-grace", "60s"]);
     let mut stream = opened(&hub.subscribe_url("match=bye")).await;
+    // Browsers keep a spare connection open with no request on it yet.
+    let address = hub.origin.trim_start_matches("http://").to_string();
+    let _spare = tokio::net::TcpStream::connect(&address).await.unwrap();
     Command::new("kill")
         .args(["-TERM", &hub.pid().to_string()])
         .status()

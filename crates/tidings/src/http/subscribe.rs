@@ -96,13 +96,24 @@ fn open_unboxed(
 
 fn refusal(error: SubscribeError) -> Reply {
     let status = match error {
+        SubscribeError::ShuttingDown => return closing_stream(),
         SubscribeError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
-        SubscribeError::History(_) | SubscribeError::ShuttingDown => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        SubscribeError::History(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     Reply::problem(status, error.to_string())
+}
+
+/// What a hub shutting down answers a subscription: an event stream that
+/// ends at once. `EventSource` gives up for good on any status but 200; on
+/// a stream that ends it reconnects, by then to another instance or to
+/// this one restarted.
+fn closing_stream() -> Reply {
+    let mut reply = Reply::new(StatusCode::OK, "text/event-stream", ": shutting down\n\n");
+    reply
+        .headers
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    reply
 }
 
 /// Reads matchers, cursor and legacy token from the query and the body,

@@ -48,13 +48,20 @@ pub async fn serve(
         let router = router.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
+        let stopping = hub.shutdown_token();
         tokio::spawn(async move {
             let result = match tls {
                 Some(tls) => match tls.accept(socket).await {
                     Ok(stream) => serve_hyper(stream, router, watcher).await,
                     Err(error) => Err(error),
                 },
-                None => match direct::route(socket, &http).await {
+                // A connection still waiting for its first request when
+                // shutdown starts is closed: browsers keep such spares open,
+                // and shutdown must not wait for them.
+                None => match tokio::select! {
+                    routed = direct::route(socket, &http) => routed,
+                    _ = stopping.cancelled() => Ok(direct::Route::Served),
+                } {
                     Ok(direct::Route::Served) => Ok(()),
                     Ok(direct::Route::Hyper(stream)) => serve_hyper(stream, router, watcher).await,
                     Err(error) => Err(error),
