@@ -151,10 +151,16 @@ impl Hub {
         });
         let (jobs, queue) = mpsc::channel(PUBLISH_QUEUE);
         let committer = core.clone();
-        std::thread::Builder::new()
-            .name("tidings-committer".into())
-            .spawn(move || commit_loop(&committer, queue))
-            .map_err(|e| crate::StartError::Io(e.to_string()))?;
+        if core.history.blocks() {
+            std::thread::Builder::new()
+                .name("tidings-committer".into())
+                .spawn(move || commit_loop(&committer, queue))
+                .map_err(|e| crate::StartError::Io(e.to_string()))?;
+        } else {
+            // Nothing to wait for: sequence on the runtime, where handing a
+            // publication over and acknowledging it wakes no other thread.
+            tokio::spawn(commit_task(committer, queue));
+        }
         if let Some(announcements) = announcements {
             tokio::spawn(crate::presence::announce(
                 Arc::downgrade(&core),
@@ -381,7 +387,8 @@ impl Core {
     }
 }
 
-/// Sequences, stores, dispatches and acknowledges publications, in order.
+/// Sequences, stores, dispatches and acknowledges publications, in order,
+/// on a thread of its own: appends may block on the disk.
 fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
     let mut seq = core.index.lock().last_dispatched();
     let mut jobs = Vec::with_capacity(BATCH);
@@ -390,29 +397,44 @@ fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
         gather(&mut queue, &mut jobs, peak, write);
         // A peak that decays slowly: one short batch must not shrink the next.
         peak = jobs.len().max(peak - peak / 8);
-        let events: Vec<SharedEvent> = jobs
-            .iter()
-            .map(|job| {
-                seq += 1;
-                let id = job.update.id.clone().unwrap_or_else(new_id);
-                Arc::new(Event::from_update(seq, id, &job.update))
-            })
-            .collect();
-        let started = Instant::now();
-        let appended = core.history.append(&events);
-        write = started.elapsed();
-        if let Err(error) = appended {
-            tracing::warn!(%error, "refusing publications");
-            for job in jobs.drain(..) {
-                let _ = job.done.send(Err(error.clone()));
-            }
-            continue;
-        }
-        dispatch(core, &events, &jobs);
-        for (job, event) in jobs.drain(..).zip(events) {
-            let _ = job.done.send(Ok(event));
-        }
+        write = commit(core, &mut seq, &mut jobs);
     }
+}
+
+/// The same for a history that never blocks, as a task on the runtime.
+async fn commit_task(core: Arc<Core>, mut queue: mpsc::Receiver<Job>) {
+    let mut seq = core.index.lock().last_dispatched();
+    let mut jobs = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut jobs, BATCH).await > 0 {
+        commit(&core, &mut seq, &mut jobs);
+    }
+}
+
+/// Commits one batch; returns how long the history append took.
+fn commit(core: &Core, seq: &mut u64, jobs: &mut Vec<Job>) -> Duration {
+    let events: Vec<SharedEvent> = jobs
+        .iter()
+        .map(|job| {
+            *seq += 1;
+            let id = job.update.id.clone().unwrap_or_else(new_id);
+            Arc::new(Event::from_update(*seq, id, &job.update))
+        })
+        .collect();
+    let started = Instant::now();
+    let appended = core.history.append(&events);
+    let write = started.elapsed();
+    if let Err(error) = appended {
+        tracing::warn!(%error, "refusing publications");
+        for job in jobs.drain(..) {
+            let _ = job.done.send(Err(error.clone()));
+        }
+        return write;
+    }
+    dispatch(core, &events, jobs);
+    for (job, event) in jobs.drain(..).zip(events) {
+        let _ = job.done.send(Ok(event));
+    }
+    write
 }
 
 /// Group commit with a slow store (an fsync per append): publishers whose

@@ -74,6 +74,10 @@ impl History for MemoryHistory {
         Ok(())
     }
 
+    fn blocks(&self) -> bool {
+        false
+    }
+
     fn stats(&self) -> HistoryStats {
         let log = self.log.read();
         HistoryStats {

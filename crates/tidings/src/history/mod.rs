@@ -61,4 +61,10 @@ pub trait History: Send + Sync + 'static {
     fn trim(&self) -> Result<(), HistoryError>;
 
     fn stats(&self) -> HistoryStats;
+
+    /// Whether `append` may block (disk writes): the hub then sequences on
+    /// a thread of its own rather than on the async runtime.
+    fn blocks(&self) -> bool {
+        true
+    }
 }
