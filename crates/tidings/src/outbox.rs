@@ -136,7 +136,9 @@ impl Outbox {
         if !queue.write_through {
             return Some(frame);
         }
-        let socket = self.socket.get()?;
+        let Some(socket) = self.socket.get() else {
+            return Some(frame);
+        };
         match socket.try_write(&frame) {
             Ok(written) if written == frame.len() => None,
             outcome => {

@@ -80,11 +80,6 @@ impl EventStream {
         &self.subscriber.outbox
     }
 
-    /// The identifier the hub gave this subscriber.
-    pub fn subscriber_id(&self) -> String {
-        format!("urn:uuid:{}", self.subscriber.identifier)
-    }
-
     /// The next frames to write, or `None` when the stream is over.
     pub fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Bytes>>> {
         loop {
