@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, Push};
 use crate::presence::Presence;
 use crate::publish::Rejection;
-use crate::stream::EventStream;
+use crate::stream::{EventStream, Start};
 use crate::subscriber::Subscriber;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -250,14 +250,14 @@ impl Hub {
             .iter()
             .map(|(kind, source)| self.matcher(*kind, source))
             .collect::<Result<Vec<_>, _>>()?;
-        let replay_from = match request.cursor.as_deref() {
+        let resume = match request.cursor.as_deref() {
             None => None,
-            Some("earliest") => Some((0, "earliest".to_string())),
+            Some("earliest") => Some((0, "earliest".into())),
             // An unknown or discarded id replays everything retained; the
             // `earliest` answer tells the client that events may be lost.
             Some(id) => Some(match core.history.locate(id)? {
-                Some(seq) => (seq, id.to_string()),
-                None => (0, "earliest".to_string()),
+                Some(seq) => (seq, id.into()),
+                None => (0, "earliest".into()),
             }),
         };
         let subscriber = Arc::new(Subscriber::new(
@@ -267,7 +267,7 @@ impl Hub {
             request.grants.clone(),
             self.deadline(request.grants.as_deref()),
         ));
-        let (live_after, cursor) = {
+        let (live_after, start) = {
             let mut index = core.index.lock();
             // Checked under the lock: shutdown's farewell sees every
             // subscriber registered before it, and no later one.
@@ -291,10 +291,13 @@ impl Hub {
             }
             // A live subscriber learns where it stands at once, so a stream
             // cut before its first event still resumes without a gap.
-            let cursor = replay_from
-                .is_none()
-                .then(|| index.last_event_id().unwrap_or("earliest").into());
-            (live_after, cursor)
+            let start = match resume {
+                Some((after, answer)) => Start::Resume { after, answer },
+                None => Start::Live {
+                    cursor: index.last_event_id().unwrap_or("earliest").into(),
+                },
+            };
+            (live_after, start)
         };
         core.metrics.subscribers.inc();
         core.metrics
@@ -303,9 +306,8 @@ impl Hub {
         Ok(EventStream::new(
             core.clone(),
             subscriber,
-            replay_from,
+            start,
             live_after,
-            cursor,
         ))
     }
 

@@ -95,8 +95,18 @@ impl Index {
         self.all.values()
     }
 
-    /// Shares an already registered pattern matcher instead of compiling a copy.
+    /// Shares an already registered matcher instead of compiling a copy.
+    /// Exact topics share too: a fan-out topic's thousands of subscribers
+    /// hold one matcher between them.
     pub fn shared_matcher(&self, kind: MatchKind, source: &str) -> Option<Arc<Matcher>> {
+        if let Some(members) = self.exact.get(source) {
+            let holder = members.first()?;
+            return holder
+                .matchers
+                .iter()
+                .find(|m| m.is_exact() && m.kind() == kind && m.source() == source)
+                .cloned();
+        }
         let id = self.pattern_ids.get(&(kind, source.into()))?;
         Some(self.patterns[id].matcher.clone())
     }

@@ -50,6 +50,14 @@ impl Members {
         matches!(self, Members::Empty)
     }
 
+    pub fn first(&self) -> Option<&Arc<Subscriber>> {
+        match self {
+            Members::Empty => None,
+            Members::One(only) => Some(only),
+            Members::Many(many) => many.values().next(),
+        }
+    }
+
     pub fn for_each(&self, visit: impl FnMut(&Arc<Subscriber>)) {
         match self {
             Members::Empty => {}

@@ -14,7 +14,6 @@
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tokio::net::TcpStream;
@@ -56,8 +55,11 @@ pub struct Outbox {
 
 #[derive(Default)]
 struct Queue {
-    frames: VecDeque<Bytes>,
-    bytes: usize,
+    /// A `Vec`, not a deque: the writer always takes all of it at once.
+    frames: Vec<Bytes>,
+    /// Bytes queued; `u32` keeps the struct small, and a total past it
+    /// overflows the queue like any other bound.
+    bytes: u32,
     closed: Option<CloseReason>,
     /// The writer is idle with nothing in flight: dispatch may write through.
     write_through: bool,
@@ -117,15 +119,21 @@ impl Outbox {
         } else {
             frame
         };
-        let outcome =
-            if queue.frames.len() >= bounds.events || queue.bytes + frame.len() > bounds.bytes {
+        let bytes = (queue.bytes as usize + frame.len())
+            .try_into()
+            .ok()
+            .filter(|&total: &u32| total as usize <= bounds.bytes);
+        let outcome = match bytes {
+            Some(total) if queue.frames.len() < bounds.events => {
+                queue.bytes = total;
+                queue.frames.push(frame);
+                Push::Queued
+            }
+            _ => {
                 queue.close(CloseReason::Slow);
                 Push::Overflowed
-            } else {
-                queue.bytes += frame.len();
-                queue.frames.push_back(frame);
-                Push::Queued
-            };
+            }
+        };
         drop(queue);
         self.waker.wake();
         outcome
@@ -177,8 +185,7 @@ impl Outbox {
             queue.write_through = false;
             queue.bytes = 0;
             // Give the allocation away: an idle subscriber keeps no buffer.
-            let frames = std::mem::take(&mut queue.frames);
-            return Some(Batch::Frames(frames.into()));
+            return Some(Batch::Frames(std::mem::take(&mut queue.frames)));
         }
         queue.closed.map(Batch::Closed)
     }
@@ -190,7 +197,7 @@ impl Queue {
         if self.closed.is_none() {
             self.closed = Some(reason);
             if reason == CloseReason::Slow {
-                self.frames = VecDeque::new();
+                self.frames = Vec::new();
                 self.bytes = 0;
             }
         }

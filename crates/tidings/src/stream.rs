@@ -19,18 +19,25 @@ pub struct EventStream {
     core: Arc<Core>,
     subscriber: Arc<Subscriber>,
     phase: Phase,
-    /// The cursor the client resumed from, echoed in `Mercure-Last-Event-ID`.
-    resumed_from: Option<String>,
+}
+
+/// Where a stream starts.
+pub(crate) enum Start {
+    /// Live from now, told the id of the last event as its cursor.
+    Live { cursor: Box<str> },
+    /// Replaying history after the sequence `after` first; `answer` is the
+    /// cursor the client resumed from, as the hub understood it.
+    Resume { after: u64, answer: Box<str> },
 }
 
 enum Phase {
     /// The opening frame, which flushes the response head: `retry:`, then
-    /// the live subscriber's cursor as an `id:` (which sets `EventSource`'s
-    /// last event id without firing an event) or else a comment.
+    /// for a live subscriber its cursor as an `id:` (which sets
+    /// `EventSource`'s last event id without firing an event), or else a
+    /// comment.
     Open {
-        replay: Option<u64>,
+        start: Start,
         live_after: u64,
-        cursor: Option<Box<str>>,
     },
     /// Replaying history after `after`, up to the first live sequence.
     Replay {
@@ -45,30 +52,27 @@ impl EventStream {
     pub(crate) fn new(
         core: Arc<Core>,
         subscriber: Arc<Subscriber>,
-        replay_from: Option<(u64, String)>,
+        start: Start,
         live_after: u64,
-        cursor: Option<Box<str>>,
     ) -> EventStream {
-        let (replay, resumed_from) = match replay_from {
-            Some((seq, answer)) => (Some(seq), Some(answer)),
-            None => (None, None),
-        };
         EventStream {
             core,
             subscriber,
-            phase: Phase::Open {
-                replay,
-                live_after,
-                cursor,
-            },
-            resumed_from,
+            phase: Phase::Open { start, live_after },
         }
     }
 
     /// The value of the `Mercure-Last-Event-ID` response header, when the
-    /// request carried a cursor.
+    /// request carried a cursor; known until the stream is first polled,
+    /// which is all the response head needs.
     pub fn resumed_from(&self) -> Option<&str> {
-        self.resumed_from.as_deref()
+        match &self.phase {
+            Phase::Open {
+                start: Start::Resume { answer, .. },
+                ..
+            } => Some(answer),
+            _ => None,
+        }
     }
 
     /// Live events come from the subscriber's queue (replay is over).
@@ -85,18 +89,29 @@ impl EventStream {
         loop {
             match self.phase {
                 Phase::Open {
-                    replay,
+                    ref start,
                     live_after,
-                    ref cursor,
                 } => {
                     let mut opening = Vec::with_capacity(2);
                     if let Some(retry) = self.core.config.retry {
                         opening.push(frame::retry(retry));
                     }
-                    opening.push(cursor.as_deref().map_or(frame::KEEP_ALIVE, frame::cursor));
-                    self.phase = match replay {
-                        Some(after) if after < live_after => Phase::Replay { after, live_after },
-                        _ => Phase::Live,
+                    self.phase = match start {
+                        Start::Live { cursor } => {
+                            opening.push(frame::cursor(cursor));
+                            Phase::Live
+                        }
+                        Start::Resume { after, .. } => {
+                            opening.push(frame::KEEP_ALIVE);
+                            if *after < live_after {
+                                Phase::Replay {
+                                    after: *after,
+                                    live_after,
+                                }
+                            } else {
+                                Phase::Live
+                            }
+                        }
                     };
                     return Poll::Ready(Some(opening));
                 }
