@@ -4,8 +4,8 @@
 //! idle HTTP/1.1 stream keeps the connection's read and write buffers and a
 //! dispatcher state machine alive for hours; here, once the request head is
 //! parsed, its buffer is freed and the connection is only a socket, the
-//! subscriber's queue and a small task. Every other request (and HTTP/2)
-//! goes to hyper with the bytes already read put back in front.
+//! subscriber's queue and a small task. Every other HTTP/1.1 request goes
+//! to hyper with the bytes already read put back in front.
 
 use super::rewind::Rewind;
 use crate::http::subscribe;
@@ -30,6 +30,8 @@ const MAX_IOV: usize = 512;
 pub enum Route {
     /// The connection was a GET event stream and has been served.
     Served,
+    /// HTTP/2 with prior knowledge, replaying what was read.
+    Http2(Rewind<TcpStream>),
     /// Anything else: serve it with hyper, replaying what was read.
     Hyper(Rewind<TcpStream>),
 }
@@ -37,7 +39,7 @@ pub enum Route {
 pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
     let mut head = Vec::with_capacity(1024);
     loop {
-        if head.len() >= MAX_HEAD || head.starts_with(b"PRI ") {
+        if head.len() >= MAX_HEAD {
             return Ok(Route::Hyper(Rewind::new(head.into(), stream)));
         }
         if head.capacity() == head.len() {
@@ -45,6 +47,9 @@ pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
         }
         if stream.read_buf(&mut head).await? == 0 {
             return Ok(Route::Served);
+        }
+        if head.starts_with(b"PRI ") {
+            return Ok(Route::Http2(Rewind::new(head.into(), stream)));
         }
         match open_from_head(&head, http) {
             Parsed::Partial => continue,

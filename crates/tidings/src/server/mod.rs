@@ -2,6 +2,7 @@
 //! and HTTP/1.1 through ALPN), with graceful shutdown.
 
 mod direct;
+mod h2;
 mod rewind;
 
 use crate::http::HubHttp;
@@ -52,6 +53,9 @@ pub async fn serve(
         tokio::spawn(async move {
             let result = match tls {
                 Some(tls) => match tls.accept(socket).await {
+                    Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                        h2::serve(stream, http, router, stopping).await
+                    }
                     Ok(stream) => serve_hyper(stream, router, watcher).await,
                     Err(error) => Err(error),
                 },
@@ -63,6 +67,9 @@ pub async fn serve(
                     _ = stopping.cancelled() => Ok(direct::Route::Served),
                 } {
                     Ok(direct::Route::Served) => Ok(()),
+                    Ok(direct::Route::Http2(stream)) => {
+                        h2::serve(stream, http, router, stopping).await
+                    }
                     Ok(direct::Route::Hyper(stream)) => serve_hyper(stream, router, watcher).await,
                     Err(error) => Err(error),
                 },

@@ -1,0 +1,298 @@
+//! HTTP/2 connections, served on the `h2` crate with one task each.
+//!
+//! Through hyper every HTTP/2 stream is a task of its own, sized for the
+//! router's largest future, which made an extra subscription on a shared
+//! connection cost about 1.9 KiB. Here the connection's task drives every
+//! stream it carries: an event stream is the protocol's stream state, the
+//! subscriber's queue and a small future. Other requests go through the
+//! same router as HTTP/1.1, with their bodies adapted to and from `h2`.
+
+use crate::http::{subscribe, HubHttp, Reply};
+use crate::stream::EventBody;
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use h2::server::{Connection, SendResponse};
+use h2::{Reason, RecvStream, SendStream};
+use http::{header, HeaderMap, Method, Request, Response};
+use http_body::{Body as HttpBody, Frame};
+use http_body_util::Full;
+use hyper::service::Service;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+/// Streams one client may have open at once; hyper's default.
+const MAX_CONCURRENT_STREAMS: u32 = 200;
+/// Bytes `h2` may hold for one stream beyond what the client's window
+/// admits. Event streams stop taking frames from their queue well before.
+const MAX_SEND_BUFFER: usize = 64 * 1024;
+
+/// The work one request stands for. Event streams, the many long-lived
+/// ones, sit unboxed in the connection's set of futures.
+enum Exchange {
+    Events(Pump<EventBody>),
+    Other(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+impl Future for Exchange {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut() {
+            Exchange::Events(pump) => Pin::new(pump).poll(cx),
+            Exchange::Other(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Serves one HTTP/2 connection until the client leaves or, once the hub
+/// stops, its last stream has ended.
+pub async fn serve<T>(
+    io: T,
+    http: Arc<HubHttp>,
+    router: axum::Router,
+    stopping: CancellationToken,
+) -> io::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut connection: Connection<T, Bytes> = h2::server::Builder::new()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_send_buffer_size(MAX_SEND_BUFFER)
+        .handshake(io)
+        .await
+        .map_err(into_io)?;
+    let service = TowerToHyperService::new(router);
+    let mut exchanges = FuturesUnordered::<Exchange>::new();
+    let stop = stopping.cancelled();
+    tokio::pin!(stop);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            biased;
+            Some(()) = exchanges.next(), if !exchanges.is_empty() => {}
+            accepted = connection.accept() => match accepted {
+                Some(Ok((request, respond))) => {
+                    if let Some(exchange) = exchange(request, respond, &http, &service) {
+                        exchanges.push(exchange);
+                    }
+                }
+                Some(Err(error)) => return Err(into_io(error)),
+                // Closed, by the client or after a graceful shutdown.
+                None => return Ok(()),
+            },
+            _ = &mut stop, if !closing => {
+                closing = true;
+                connection.graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Starts the exchange for one request. An event stream is opened and its
+/// head sent here, leaving only a small pump; anything else goes through the
+/// router.
+fn exchange(
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    http: &HubHttp,
+    service: &TowerToHyperService<axum::Router>,
+) -> Option<Exchange> {
+    if is_event_stream(&request, http) {
+        let query = request.uri().query().unwrap_or("").as_bytes();
+        return match subscribe::open(http, query, None, request.headers()) {
+            Ok(opened) => {
+                let send = send_head(&mut respond, head_with(opened.headers), false)?;
+                Some(Exchange::Events(Pump::new(
+                    send,
+                    EventBody::new(opened.stream),
+                )))
+            }
+            Err(reply) => {
+                let send = send_head(&mut respond, head_of(&reply), reply.body.is_empty())?;
+                Some(Exchange::Other(Box::pin(Pump::new(
+                    send,
+                    Full::new(reply.body),
+                ))))
+            }
+        };
+    }
+    let request = request.map(|body| Body::new(RequestBody(body)));
+    let response = service.call(request);
+    Some(Exchange::Other(Box::pin(async move {
+        let response = match response.await {
+            Ok(response) => response,
+            Err(infallible) => match infallible {},
+        };
+        let (mut parts, body) = response.into_parts();
+        strip_connection_headers(&mut parts.headers);
+        if let (Some(length), false) = (
+            body.size_hint().exact(),
+            parts.headers.contains_key(header::CONTENT_LENGTH),
+        ) {
+            parts.headers.insert(header::CONTENT_LENGTH, length.into());
+        }
+        let end = body.is_end_stream();
+        if let Some(send) = send_head(&mut respond, Response::from_parts(parts, ()), end) {
+            Pump::new(send, body).await;
+        }
+    })))
+}
+
+fn is_event_stream(request: &Request<RecvStream>, http: &HubHttp) -> bool {
+    request.method() == Method::GET
+        && request.uri().path() == http.hub.config().path()
+        && request.body().is_end_stream()
+}
+
+fn head_with(headers: HeaderMap) -> Response<()> {
+    let mut head = Response::new(());
+    *head.headers_mut() = headers;
+    head
+}
+
+fn head_of(reply: &Reply) -> Response<()> {
+    let mut head = head_with(reply.headers.clone());
+    *head.status_mut() = reply.status;
+    head.headers_mut()
+        .insert(header::CONTENT_LENGTH, reply.body.len().into());
+    head
+}
+
+/// HTTP/2 forbids the HTTP/1.1 connection headers; `h2` refuses a
+/// response carrying them.
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::HeaderName::from_static("keep-alive"),
+        header::HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Sends the response head; `None` when there is no body to follow or the
+/// client is gone.
+fn send_head(
+    respond: &mut SendResponse<Bytes>,
+    head: Response<()>,
+    end: bool,
+) -> Option<SendStream<Bytes>> {
+    match respond.send_response(head, end) {
+        Ok(send) => (!end).then_some(send),
+        Err(error) => {
+            tracing::debug!(%error, "HTTP/2 response not sent");
+            None
+        }
+    }
+}
+
+/// Sends a body within the client's flow-control window: a frame is taken
+/// from the body only once the stream has capacity, so a client that stops
+/// reading leaves its frames in the subscriber's bounded queue, which closes
+/// it as slow. A plain struct rather than an `async fn`, whose state would
+/// keep a second copy of its arguments: this is what an idle HTTP/2
+/// subscription costs.
+struct Pump<B> {
+    send: SendStream<Bytes>,
+    body: B,
+}
+
+impl<B> Pump<B> {
+    fn new(send: SendStream<Bytes>, body: B) -> Pump<B> {
+        Pump { send, body }
+    }
+}
+
+impl<B: HttpBody<Data = Bytes> + Unpin> Future for Pump<B> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match ready!(self.poll_pump(cx)) {
+            Ok(()) => {}
+            Err(error) => tracing::debug!(%error, "HTTP/2 stream ended with an error"),
+        }
+        Poll::Ready(())
+    }
+}
+
+impl<B: HttpBody<Data = Bytes> + Unpin> Pump<B> {
+    fn poll_pump(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
+        loop {
+            if let Poll::Ready(reset) = self.send.poll_reset(cx) {
+                return Poll::Ready(Err(reset.map_or_else(|e| e, h2::Error::from)));
+            }
+            if self.send.capacity() == 0 {
+                self.send.reserve_capacity(1);
+                match ready!(self.send.poll_capacity(cx)) {
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => return Poll::Ready(Err(error)),
+                    None => return Poll::Ready(Err(h2::Error::from(Reason::CANCEL))),
+                }
+            }
+            let frame = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                None => return Poll::Ready(self.send.send_data(Bytes::new(), true)),
+                Some(Err(_)) => {
+                    self.send.send_reset(Reason::INTERNAL_ERROR);
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Ok(frame)) => frame,
+            };
+            match frame.into_data() {
+                Ok(data) => self.send.send_data(data, false)?,
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        return Poll::Ready(self.send.send_trailers(trailers));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A request body read from `h2`, releasing flow-control capacity as the
+/// router consumes it.
+struct RequestBody(RecvStream);
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        match ready!(self.0.poll_data(cx)) {
+            Some(Ok(data)) => {
+                let _ = self.0.flow_control().release_capacity(data.len());
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Some(Err(error)) => Poll::Ready(Some(Err(error))),
+            None => match ready!(self.0.poll_trailers(cx)) {
+                Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+                Ok(None) => Poll::Ready(None),
+                Err(error) => Poll::Ready(Some(Err(error))),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+}
+
+fn into_io(error: h2::Error) -> io::Error {
+    if error.is_io() {
+        error.into_io().expect("an I/O error")
+    } else {
+        io::Error::other(error)
+    }
+}
