@@ -10,7 +10,9 @@ use crate::h2;
 use crate::source::Sources;
 use crate::tally::Tally;
 use crate::target::Template;
-use anyhow::Context;
+use ::h2::client::SendRequest;
+use bytes::Bytes;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,22 +58,43 @@ pub struct Fleet {
     tasks: JoinSet<()>,
     /// Subscriptions that ended after they had been established.
     ended: Arc<AtomicU64>,
+    /// The HTTP/2 connections subscriptions are spread over, if any.
+    connections: Vec<SendRequest<Bytes>>,
 }
 
 impl Fleet {
-    /// Opens `subs[i]` as subscriber `i` of `tally` and waits until every
-    /// one is established or has failed, or `options.timeout` has passed.
-    pub async fn open(
-        subs: Vec<Subscription>,
-        tally: Arc<Tally>,
-        options: &Options,
-    ) -> anyhow::Result<(Fleet, Setup)> {
-        let total = subs.len();
-        let start = Instant::now();
+    /// Makes the connections that subscriptions will share: with HTTP/2,
+    /// `connections` handshaken connections to `server`; with HTTP/1.1 none,
+    /// as each subscription opens its own. Separate from [`Fleet::open`] so
+    /// that what a connection costs and what a stream on it costs can be
+    /// measured apart.
+    pub async fn connect(server: SocketAddr, options: &Options) -> anyhow::Result<Fleet> {
         let mut fleet = Fleet {
             tasks: JoinSet::new(),
             ended: Arc::new(AtomicU64::new(0)),
+            connections: Vec::new(),
         };
+        if let Transport::Http2 { connections } = options.transport {
+            for i in 0..connections.max(1) {
+                let stream = options.sources.connect(i, server).await?;
+                let (send, driver) = h2::connect(stream).await?;
+                fleet.tasks.spawn(driver);
+                fleet.connections.push(send);
+            }
+        }
+        Ok(fleet)
+    }
+
+    /// Opens `subs[i]` as subscriber `i` of `tally` and waits until every
+    /// one is established or has failed, or `options.timeout` has passed.
+    pub async fn open(
+        &mut self,
+        subs: Vec<Subscription>,
+        tally: Arc<Tally>,
+        options: &Options,
+    ) -> anyhow::Result<Setup> {
+        let total = subs.len();
+        let start = Instant::now();
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
         let headers: Arc<[(String, String)]> = options.headers.clone().into();
         let mut setup = Setup {
@@ -81,7 +104,7 @@ impl Fleet {
             first_error: None,
         };
         {
-            let opening = fleet.spawn_all(subs, tally, options, headers, ready_tx);
+            let opening = self.spawn_all(subs, tally, options, headers, ready_tx);
             let deadline = tokio::time::sleep(options.timeout);
             tokio::pin!(opening, deadline);
             let mut spawned = false;
@@ -110,7 +133,7 @@ impl Fleet {
             }
         }
         setup.elapsed = start.elapsed();
-        Ok((fleet, setup))
+        Ok(setup)
     }
 
     /// Subscriptions that the server ended while they were expected to stay.
@@ -132,23 +155,7 @@ impl Fleet {
         ready: mpsc::UnboundedSender<Result<(), String>>,
     ) -> anyhow::Result<()> {
         let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
-        let connections = match options.transport {
-            Transport::Http1 => Vec::new(),
-            Transport::Http2 { connections } => {
-                let server = subs
-                    .first()
-                    .map(|s| s.url.addr())
-                    .context("no subscribers")?;
-                let mut sends = Vec::with_capacity(connections);
-                for i in 0..connections.max(1) {
-                    let stream = options.sources.connect(i, server).await?;
-                    let (send, driver) = h2::connect(stream).await?;
-                    self.tasks.spawn(driver);
-                    sends.push(send);
-                }
-                sends
-            }
-        };
+        let connections = self.connections.clone();
         for (i, sub) in subs.into_iter().enumerate() {
             let permit = permits.clone().acquire_owned().await?;
             let tally = tally.clone();

@@ -35,6 +35,9 @@ pub struct Report {
     pub setup_per_sec: Option<f64>,
     #[serde(default)]
     pub server_rss_per_sub: Option<f64>,
+    /// HTTP/2: what each subscription added once its connection was open.
+    #[serde(default)]
+    pub server_rss_per_stream: Option<f64>,
     #[serde(default)]
     pub bench_rss_per_sub: Option<f64>,
     #[serde(default)]
@@ -76,6 +79,7 @@ impl Report {
             connections: 0,
             setup_per_sec: None,
             server_rss_per_sub: None,
+            server_rss_per_stream: None,
             bench_rss_per_sub: None,
             published: None,
             publish_per_sec: None,
@@ -121,7 +125,7 @@ impl fmt::Display for Report {
             "   subscribers {} over {} connections",
             self.subscribers, self.connections
         )?;
-        let lines: [(&str, Option<String>); 11] = [
+        let lines: [(&str, Option<String>); 12] = [
             (
                 "set-up rate",
                 self.setup_per_sec
@@ -130,6 +134,10 @@ impl fmt::Display for Report {
             (
                 "server RSS per subscriber",
                 self.server_rss_per_sub.map(|v| format!("{v:.0} B")),
+            ),
+            (
+                "server RSS per HTTP/2 stream",
+                self.server_rss_per_stream.map(|v| format!("{v:.0} B")),
             ),
             (
                 "bench RSS per subscriber",

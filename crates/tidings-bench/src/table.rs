@@ -51,6 +51,13 @@ const METRICS: &[Metric] = &[
         show: bytes,
     },
     Metric {
+        label: "server RSS per extra HTTP/2 stream",
+        ratio: true,
+        better: Better::Lower,
+        get: |r| r.server_rss_per_stream,
+        show: bytes,
+    },
+    Metric {
         label: "events published per second",
         ratio: true,
         better: Better::Higher,

@@ -111,7 +111,9 @@ async fn subscribe(
     let count = subs.len();
     let server_before = ctx.server.sample();
     let bench_before = procfs::self_rss();
-    let (fleet, setup) = Fleet::open(subs, tally, options).await?;
+    let mut fleet = Fleet::connect(ctx.subscribe.addr(), options).await?;
+    let server_connected = ctx.server.sample();
+    let setup = fleet.open(subs, tally, options).await?;
     report.subscribers = count as u64;
     report.connections = match options.transport {
         Transport::Http1 => count as u64,
@@ -129,7 +131,11 @@ async fn subscribe(
     tokio::time::sleep(Duration::from_secs_f64(ctx.args.settle)).await;
     let per_sub = |before: u64, after: u64| (after as f64 - before as f64) / count.max(1) as f64;
     if !ctx.server.is_empty() {
-        report.server_rss_per_sub = Some(per_sub(server_before.rss, ctx.server.sample().rss));
+        let server_after = ctx.server.sample();
+        report.server_rss_per_sub = Some(per_sub(server_before.rss, server_after.rss));
+        if let Transport::Http2 { .. } = options.transport {
+            report.server_rss_per_stream = Some(per_sub(server_connected.rss, server_after.rss));
+        }
     }
     report.bench_rss_per_sub = Some(per_sub(bench_before, procfs::self_rss()));
     Ok(fleet)
