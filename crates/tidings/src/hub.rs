@@ -19,7 +19,7 @@ use crate::outbox::{CloseReason, Push};
 use crate::presence::Presence;
 use crate::publish::Rejection;
 use crate::stream::{EventStream, Start};
-use crate::subscriber::Subscriber;
+use crate::subscriber::{Deadline, Subscriber};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -333,7 +333,7 @@ impl Hub {
     /// The sweeper closes a stream at its first pass after this instant;
     /// token expiry is moved one pass earlier, so the close comes no later
     /// than `exp`.
-    fn deadline(&self, grants: Option<&Grants>) -> Option<Instant> {
+    fn deadline(&self, grants: Option<&Grants>) -> Option<Deadline> {
         let lifetime = self.config().max_lifetime.map(|d| Instant::now() + d);
         let expiry = grants.and_then(|g| g.expires_at).map(|at| {
             let left = at
@@ -341,10 +341,11 @@ impl Hub {
                 .unwrap_or(Duration::ZERO);
             Instant::now() + left.saturating_sub(sweep_period(self.config()))
         });
-        match (lifetime, expiry) {
+        let earliest = match (lifetime, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        earliest.map(Deadline::at)
     }
 
     /// The id of the newest event, the hub's current reconciliation cursor.
@@ -535,12 +536,17 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         let Some(core) = core.upgrade() else { return };
-        let idle_limit =
-            (core.config.keep_alive.as_millis() / period.as_millis().max(1)).max(1) as u32;
+        // Ticks are counted in 16 bits: a keep-alive of more than 18 hours
+        // is sent every 18 hours.
+        let idle_limit = (core.config.keep_alive.as_millis() / period.as_millis().max(1))
+            .clamp(1, u16::MAX.into()) as u16;
         let now = Instant::now();
         let bounds = core.config.queue;
         for subscriber in core.index.lock().subscribers() {
-            if subscriber.deadline.is_some_and(|deadline| deadline <= now) {
+            if subscriber
+                .deadline
+                .is_some_and(|deadline| deadline.has_passed(now))
+            {
                 subscriber.outbox.close(CloseReason::Expired);
                 if let Some(presence) = &core.presence {
                     presence.ended(subscriber);

@@ -9,10 +9,10 @@
 use crate::anchors::Anchors;
 use crate::event::SharedEvent;
 use crate::matcher::{MatchKind, Matcher};
-use crate::members::Members;
+use crate::members::{Keyed, Members};
 use crate::outbox::Push;
 use crate::subscriber::Subscriber;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use url::Url;
 
@@ -30,7 +30,7 @@ pub struct Index {
     next_pattern: u64,
     /// Topic → ids of the patterns that match it.
     cache: HashMap<Box<str>, Box<[u64]>>,
-    all: HashMap<u64, Arc<Subscriber>>,
+    all: HashSet<Keyed>,
     /// The sequence of the last event dispatched; a subscriber registered now
     /// gets every later event live, so replay stops here.
     last_dispatched: u64,
@@ -68,7 +68,7 @@ impl Index {
             pattern_ids: HashMap::new(),
             next_pattern: 0,
             cache: HashMap::new(),
-            all: HashMap::new(),
+            all: HashSet::new(),
             last_dispatched,
             last_event: None,
             start_id,
@@ -92,7 +92,7 @@ impl Index {
     }
 
     pub fn subscribers(&self) -> impl Iterator<Item = &Arc<Subscriber>> {
-        self.all.values()
+        self.all.iter().map(|keyed| &keyed.0)
     }
 
     /// Shares an already registered matcher instead of compiling a copy.
@@ -114,7 +114,6 @@ impl Index {
     /// Registers a subscriber; returns the sequence after which it receives
     /// events live.
     pub fn insert(&mut self, subscriber: Arc<Subscriber>) -> u64 {
-        let key = subscriber.key;
         for matcher in subscriber.matchers.iter() {
             let members = if matcher.is_wildcard() {
                 &mut self.wildcard
@@ -125,7 +124,7 @@ impl Index {
             };
             members.insert(subscriber.clone());
         }
-        self.all.insert(key, subscriber);
+        self.all.replace(Keyed(subscriber));
         self.last_dispatched
     }
 
@@ -159,7 +158,7 @@ impl Index {
 
     pub fn remove(&mut self, subscriber: &Subscriber) {
         let key = subscriber.key;
-        if self.all.remove(&key).is_none() {
+        if !self.all.remove(&key) {
             return;
         }
         for matcher in subscriber.matchers.iter() {

@@ -14,7 +14,7 @@
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::net::TcpStream;
 
@@ -49,8 +49,6 @@ pub struct Bounds {
 pub struct Outbox {
     queue: Mutex<Queue>,
     waker: AtomicWaker,
-    /// The connection's socket, on the direct path.
-    socket: OnceLock<Arc<TcpStream>>,
 }
 
 #[derive(Default)]
@@ -60,6 +58,9 @@ struct Queue {
     /// Bytes queued; `u32` keeps the struct small, and a total past it
     /// overflows the queue like any other bound.
     bytes: u32,
+    /// The connection's socket, on the direct path. Under the lock, which
+    /// write-through holds anyway.
+    socket: Option<Arc<TcpStream>>,
     closed: Option<CloseReason>,
     /// The writer is idle with nothing in flight: dispatch may write through.
     write_through: bool,
@@ -86,20 +87,19 @@ impl Outbox {
         Outbox {
             queue: Mutex::new(Queue::default()),
             waker: AtomicWaker::new(),
-            socket: OnceLock::new(),
         }
     }
 
     /// Lets dispatch write to this socket once the writer allows it.
     pub fn attach(&self, socket: Arc<TcpStream>) {
-        let _ = self.socket.set(socket);
+        self.queue.lock().socket = Some(socket);
     }
 
     /// Called by the writer when it has written everything it took: later
     /// frames may go straight to the socket until the next one is queued.
     pub fn allow_write_through(&self) {
         let mut queue = self.queue.lock();
-        if queue.frames.is_empty() && queue.closed.is_none() && self.socket.get().is_some() {
+        if queue.frames.is_empty() && queue.closed.is_none() && queue.socket.is_some() {
             queue.write_through = true;
         }
     }
@@ -112,7 +112,7 @@ impl Outbox {
             return Push::Closed;
         }
         let frame = if write_through {
-            match self.write_through(&mut queue, frame) {
+            match queue.write_through(frame) {
                 None => return Push::Queued,
                 Some(rest) => rest,
             }
@@ -137,25 +137,6 @@ impl Outbox {
         drop(queue);
         self.waker.wake();
         outcome
-    }
-
-    /// Writes `frame` to the socket if allowed; returns what remains to queue.
-    fn write_through(&self, queue: &mut Queue, frame: Bytes) -> Option<Bytes> {
-        if !queue.write_through {
-            return Some(frame);
-        }
-        let Some(socket) = self.socket.get() else {
-            return Some(frame);
-        };
-        match socket.try_write(&frame) {
-            Ok(written) if written == frame.len() => None,
-            outcome => {
-                // The writer takes over: it will finish the frame, or meet
-                // the error and end the stream.
-                queue.write_through = false;
-                Some(frame.slice(outcome.unwrap_or(0)..))
-            }
-        }
     }
 
     /// Closes the queue; frames already queued are still delivered first,
@@ -192,6 +173,25 @@ impl Outbox {
 }
 
 impl Queue {
+    /// Writes `frame` to the socket if allowed; returns what remains to queue.
+    fn write_through(&mut self, frame: Bytes) -> Option<Bytes> {
+        if !self.write_through {
+            return Some(frame);
+        }
+        let Some(socket) = &self.socket else {
+            return Some(frame);
+        };
+        match socket.try_write(&frame) {
+            Ok(written) if written == frame.len() => None,
+            outcome => {
+                // The writer takes over: it will finish the frame, or meet
+                // the error and end the stream.
+                self.write_through = false;
+                Some(frame.slice(outcome.unwrap_or(0)..))
+            }
+        }
+    }
+
     fn close(&mut self, reason: CloseReason) {
         self.write_through = false;
         if self.closed.is_none() {

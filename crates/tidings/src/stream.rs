@@ -34,11 +34,9 @@ enum Phase {
     /// The opening frame, which flushes the response head: `retry:`, then
     /// for a live subscriber its cursor as an `id:` (which sets
     /// `EventSource`'s last event id without firing an event), or else a
-    /// comment.
-    Open {
-        start: Start,
-        live_after: u64,
-    },
+    /// comment. Boxed: it lasts one poll, and every idle stream would
+    /// otherwise carry its size.
+    Open(Box<(Start, u64)>),
     /// Replaying history after `after`, up to the first live sequence.
     Replay {
         after: u64,
@@ -58,7 +56,7 @@ impl EventStream {
         EventStream {
             core,
             subscriber,
-            phase: Phase::Open { start, live_after },
+            phase: Phase::Open(Box::new((start, live_after))),
         }
     }
 
@@ -67,10 +65,10 @@ impl EventStream {
     /// which is all the response head needs.
     pub fn resumed_from(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Open {
-                start: Start::Resume { answer, .. },
-                ..
-            } => Some(answer),
+            Phase::Open(opening) => match &opening.0 {
+                Start::Resume { answer, .. } => Some(&**answer),
+                Start::Live { .. } => None,
+            },
             _ => None,
         }
     }
@@ -88,10 +86,8 @@ impl EventStream {
     pub fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Bytes>>> {
         loop {
             match self.phase {
-                Phase::Open {
-                    ref start,
-                    live_after,
-                } => {
+                Phase::Open(ref opening) => {
+                    let (start, live_after) = (&opening.0, opening.1);
                     let mut opening = Vec::with_capacity(2);
                     if let Some(retry) = self.core.config.retry {
                         opening.push(frame::retry(retry));

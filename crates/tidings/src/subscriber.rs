@@ -9,8 +9,9 @@ use crate::auth::Grants;
 use crate::event::Event;
 use crate::matcher::Matcher;
 use crate::outbox::Outbox;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 pub struct Subscriber {
@@ -23,12 +24,12 @@ pub struct Subscriber {
     pub(crate) grants: Option<Arc<Grants>>,
     pub(crate) outbox: Outbox,
     /// When the hub must close the stream (token `exp`, maximum lifetime).
-    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline: Option<Deadline>,
     /// The last event sequence dispatched here; dedupes an update that
     /// reaches the subscriber through several topics or matchers.
     last_seq: AtomicU64,
     /// Sweeper ticks since the last frame was queued, for keep-alives.
-    idle_ticks: AtomicU32,
+    idle_ticks: AtomicU16,
     /// Whether the end of this subscription was announced (active
     /// subscriptions only). It sits in what was padding: no extra memory.
     end_claimed: AtomicBool,
@@ -40,7 +41,7 @@ impl Subscriber {
         identifier: uuid::Uuid,
         matchers: Box<[Arc<Matcher>]>,
         grants: Option<Arc<Grants>>,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
     ) -> Subscriber {
         Subscriber {
             key,
@@ -50,7 +51,7 @@ impl Subscriber {
             outbox: Outbox::new(),
             deadline,
             last_seq: AtomicU64::new(0),
-            idle_ticks: AtomicU32::new(0),
+            idle_ticks: AtomicU16::new(0),
             end_claimed: AtomicBool::new(false),
         }
     }
@@ -87,7 +88,50 @@ impl Subscriber {
 
     /// Counts one sweeper tick; true when the connection has been idle for
     /// `limit` ticks and needs a keep-alive.
-    pub(crate) fn tick_idle(&self, limit: u32) -> bool {
-        self.idle_ticks.fetch_add(1, Ordering::Relaxed) + 1 >= limit
+    pub(crate) fn tick_idle(&self, limit: u16) -> bool {
+        self.idle_ticks
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+            >= limit
+    }
+}
+
+/// An instant in whole seconds since the process started, rounded down so
+/// that a stream closes at its deadline or up to a second before, never
+/// after. Four bytes where an `Option<Instant>` takes sixteen; it shares a
+/// word with the idle counter and the end flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Deadline(NonZeroU32);
+
+impl Deadline {
+    pub(crate) fn at(instant: Instant) -> Deadline {
+        Deadline(NonZeroU32::new(seconds_since_start(instant)).unwrap_or(NonZeroU32::MIN))
+    }
+
+    pub(crate) fn has_passed(self, now: Instant) -> bool {
+        seconds_since_start(now) >= self.0.get()
+    }
+}
+
+fn seconds_since_start(instant: Instant) -> u32 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    // Offset by one so that the first second is not zero.
+    let seconds = instant.saturating_duration_since(start).as_secs() + 1;
+    u32::try_from(seconds).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_deadline_passes_no_later_than_its_instant() {
+        let now = Instant::now();
+        let deadline = Deadline::at(now + Duration::from_secs(5));
+        assert!(!deadline.has_passed(now + Duration::from_secs(3)));
+        assert!(deadline.has_passed(now + Duration::from_secs(5)));
+        assert!(Deadline::at(now).has_passed(now));
     }
 }
