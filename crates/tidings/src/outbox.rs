@@ -146,6 +146,22 @@ impl Outbox {
         self.waker.wake();
     }
 
+    /// Ready once the queue has overflowed: the writer, stuck behind a
+    /// client that stopped reading, gives up on the connection instead of
+    /// waiting for the client (whose events will be replayed on reconnect).
+    pub fn poll_overflowed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let overflowed = || self.queue.lock().closed == Some(CloseReason::Slow);
+        if overflowed() {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if overflowed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
     /// Takes every queued frame at once, so the writer can send them in a
     /// single write; `Pending` registers the writer to be woken.
     pub fn poll_batch(&self, cx: &mut Context<'_>) -> Poll<Batch> {

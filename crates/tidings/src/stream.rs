@@ -229,7 +229,8 @@ impl Body for EventBody {
     }
 }
 
-fn concat(frames: Vec<Bytes>) -> Bytes {
+/// One buffer for a batch, for writers that send a batch as one piece.
+pub(crate) fn concat(frames: Vec<Bytes>) -> Bytes {
     if frames.len() == 1 {
         return frames.into_iter().next().expect("one frame");
     }

@@ -10,6 +10,7 @@
 use super::rewind::Rewind;
 use crate::http::subscribe;
 use crate::http::{HubHttp, Reply};
+use crate::outbox::Outbox;
 use crate::stream::EventStream;
 use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -142,7 +143,7 @@ async fn pump(socket: TcpStream, mut events: EventStream) -> io::Result<()> {
         };
         match batch {
             Some(mut frames) => {
-                write_frames(&socket, &mut frames).await?;
+                write_frames(&socket, &mut frames, events.outbox()).await?;
                 if events.is_live() {
                     events.outbox().allow_write_through();
                 }
@@ -172,8 +173,10 @@ async fn peer_closed(stream: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// Writes every frame, as few system calls as the kernel allows.
-async fn write_frames(socket: &TcpStream, frames: &mut [Bytes]) -> io::Result<()> {
+/// Writes every frame, as few system calls as the kernel allows. A client
+/// that stops reading while its queue overflows is given up on: waiting
+/// for it would hold the connection open with nothing left to send.
+async fn write_frames(socket: &TcpStream, frames: &mut [Bytes], outbox: &Outbox) -> io::Result<()> {
     let mut first = 0;
     while first < frames.len() {
         let slices: Vec<IoSlice<'_>> = frames[first..]
@@ -185,7 +188,12 @@ async fn write_frames(socket: &TcpStream, frames: &mut [Bytes]) -> io::Result<()
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(written) => written,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                socket.writable().await?;
+                tokio::select! {
+                    writable = socket.writable() => writable?,
+                    () = poll_fn(|cx| outbox.poll_overflowed(cx)) => {
+                        return Err(io::Error::other("slow consumer: its queue overflowed"));
+                    }
+                }
                 continue;
             }
             Err(e) => return Err(e),

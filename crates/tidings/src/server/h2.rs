@@ -8,7 +8,7 @@
 //! same router as HTTP/1.1, with their bodies adapted to and from `h2`.
 
 use crate::http::{subscribe, HubHttp, Reply};
-use crate::stream::EventBody;
+use crate::stream::{concat, EventStream};
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -36,7 +36,7 @@ const MAX_SEND_BUFFER: usize = 64 * 1024;
 /// The work one request stands for. Event streams, the many long-lived
 /// ones, sit unboxed in the connection's set of futures.
 enum Exchange {
-    Events(Pump<EventBody>),
+    Events(EventPump),
     Other(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
 
@@ -109,10 +109,10 @@ fn exchange(
         return match subscribe::open(http, query, None, request.headers()) {
             Ok(opened) => {
                 let send = send_head(&mut respond, head_with(opened.headers), false)?;
-                Some(Exchange::Events(Pump::new(
+                Some(Exchange::Events(EventPump {
                     send,
-                    EventBody::new(opened.stream),
-                )))
+                    events: opened.stream,
+                }))
             }
             Err(reply) => {
                 let send = send_head(&mut respond, head_of(&reply), reply.body.is_empty())?;
@@ -195,12 +195,47 @@ fn send_head(
     }
 }
 
-/// Sends a body within the client's flow-control window: a frame is taken
-/// from the body only once the stream has capacity, so a client that stops
-/// reading leaves its frames in the subscriber's bounded queue, which closes
-/// it as slow. A plain struct rather than an `async fn`, whose state would
-/// keep a second copy of its arguments: this is what an idle HTTP/2
-/// subscription costs.
+/// Sends an event stream within the client's flow-control window: frames
+/// are taken from the subscriber's queue only while the stream has
+/// capacity, so a client that stops reading leaves them in that bounded
+/// queue, and when it overflows the stream is reset; the client resumes
+/// from its last event id. A plain struct rather than an `async fn`, whose
+/// state would keep a second copy of its fields: this is what an idle
+/// HTTP/2 subscription costs.
+struct EventPump {
+    send: SendStream<Bytes>,
+    events: EventStream,
+}
+
+impl Future for EventPump {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let pump = &mut *self;
+        let result = ready!(pump.poll_send(cx));
+        finish(result)
+    }
+}
+
+impl EventPump {
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
+        loop {
+            if poll_capacity(&mut self.send, cx)?.is_pending() {
+                if self.events.outbox().poll_overflowed(cx).is_ready() {
+                    self.send.send_reset(Reason::CANCEL);
+                    return Poll::Ready(Ok(()));
+                }
+                return Poll::Pending;
+            }
+            match ready!(self.events.poll_batch(cx)) {
+                Some(frames) => self.send.send_data(concat(frames), false)?,
+                None => return Poll::Ready(self.send.send_data(Bytes::new(), true)),
+            }
+        }
+    }
+}
+
+/// Sends a response body within the client's flow-control window.
 struct Pump<B> {
     send: SendStream<Bytes>,
     body: B,
@@ -216,28 +251,16 @@ impl<B: HttpBody<Data = Bytes> + Unpin> Future for Pump<B> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match ready!(self.poll_pump(cx)) {
-            Ok(()) => {}
-            Err(error) => tracing::debug!(%error, "HTTP/2 stream ended with an error"),
-        }
-        Poll::Ready(())
+        let pump = &mut *self;
+        let result = ready!(pump.poll_send(cx));
+        finish(result)
     }
 }
 
 impl<B: HttpBody<Data = Bytes> + Unpin> Pump<B> {
-    fn poll_pump(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
         loop {
-            if let Poll::Ready(reset) = self.send.poll_reset(cx) {
-                return Poll::Ready(Err(reset.map_or_else(|e| e, h2::Error::from)));
-            }
-            if self.send.capacity() == 0 {
-                self.send.reserve_capacity(1);
-                match ready!(self.send.poll_capacity(cx)) {
-                    Some(Ok(_)) => continue,
-                    Some(Err(error)) => return Poll::Ready(Err(error)),
-                    None => return Poll::Ready(Err(h2::Error::from(Reason::CANCEL))),
-                }
-            }
+            ready!(poll_capacity(&mut self.send, cx))?;
             let frame = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 None => return Poll::Ready(self.send.send_data(Bytes::new(), true)),
                 Some(Err(_)) => {
@@ -256,6 +279,34 @@ impl<B: HttpBody<Data = Bytes> + Unpin> Pump<B> {
             }
         }
     }
+}
+
+/// Ready when the stream may send: the client has not reset it and its
+/// window has room. Data is then sent whole, as `h2` allows, and buffered
+/// by it beyond the window; the next piece waits for room again.
+fn poll_capacity(
+    send: &mut SendStream<Bytes>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), h2::Error>> {
+    if let Poll::Ready(reset) = send.poll_reset(cx) {
+        return Poll::Ready(Err(reset.map_or_else(|e| e, h2::Error::from)));
+    }
+    while send.capacity() == 0 {
+        send.reserve_capacity(1);
+        match ready!(send.poll_capacity(cx)) {
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Poll::Ready(Err(error)),
+            None => return Poll::Ready(Err(h2::Error::from(Reason::CANCEL))),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+fn finish(result: Result<(), h2::Error>) -> Poll<()> {
+    if let Err(error) = result {
+        tracing::debug!(%error, "HTTP/2 stream ended with an error");
+    }
+    Poll::Ready(())
 }
 
 /// A request body read from `h2`, releasing flow-control capacity as the

@@ -1,0 +1,285 @@
+//! HTTP/2: multiplexed event streams, publishing and errors on the same
+//! connection, TLS through ALPN, and streams a client resets or stops
+//! reading, over real sockets with real HTTP/2 clients.
+
+mod support;
+
+use bytes::Bytes;
+use std::time::Duration;
+use support::Hub;
+
+fn h2c_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}
+
+/// A gauge or counter from the hub's metrics.
+async fn metric(hub: &Hub, name: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", hub.origin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until a metric reaches `value`; false if it does not in `wait`.
+async fn metric_reaches(hub: &Hub, name: &str, value: u64, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        if metric(hub, name).await == value {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn http2_cleartext_subscriptions_multiplex() {
+    let hub = Hub::start(&[]);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut bodies = Vec::new();
+    for n in 0..20 {
+        let response = client
+            .get(hub.subscribe_url(&format!("match=h2-{n}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        bodies.push(response);
+    }
+    use futures_util::StreamExt;
+    let mut streams: Vec<_> = bodies.into_iter().map(|r| r.bytes_stream()).collect();
+    for stream in &mut streams {
+        stream.next().await.unwrap().unwrap();
+    }
+    for n in 0..20 {
+        hub.publish(&format!("h2-{n}"), &format!("over h2 {n}"))
+            .await;
+    }
+    for (n, stream) in streams.iter_mut().enumerate() {
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&chunk).contains(&format!("data: over h2 {n}")));
+    }
+}
+
+#[tokio::test]
+async fn self_signed_tls_serves_http2_through_alpn() {
+    let hub = Hub::start(&["--tls-self-signed"]);
+    assert!(hub.url.starts_with("https://localhost:"), "{}", hub.url);
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let response = client
+        .get(hub.subscribe_url("match=tls"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+}
+
+#[tokio::test]
+async fn keep_alive_is_sent_over_http2_too() {
+    let hub = Hub::start(&["--keep-alive", "200ms"]);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .get(hub.subscribe_url("match=k"))
+        .send()
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    let mut body = response.bytes_stream();
+    let mut comments = 0;
+    while comments < 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        comments += String::from_utf8_lossy(&chunk).matches(":\n\n").count();
+    }
+}
+
+#[tokio::test]
+async fn publishing_and_errors_share_the_connection_with_streams() {
+    let hub = Hub::start(&[]);
+    let client = h2c_client();
+    let response = client
+        .get(hub.subscribe_url("match=shared"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let mut body = response.bytes_stream();
+    use futures_util::StreamExt;
+    body.next().await.unwrap().unwrap();
+
+    let published = client
+        .post(&hub.url)
+        .bearer_auth(hub.publisher_token())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("topic=shared&data=over+one+connection")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.version(), reqwest::Version::HTTP_2);
+    assert_eq!(published.status(), 200);
+    let id = published.text().await.unwrap();
+    let chunk = body.next().await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(
+        text.contains(&format!("id: {id}")) && text.contains("data: over one connection"),
+        "{text}"
+    );
+
+    let refused = client
+        .get(hub.subscribe_url("nomatch=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: serde_json::Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+    assert_eq!(problem["status"], 400);
+    assert!(problem["detail"].as_str().unwrap().contains("matcher"));
+
+    let metadata = client
+        .get(format!("{}/healthz", hub.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metadata.status(), 200);
+    assert_eq!(metadata.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn a_stream_the_client_resets_is_unsubscribed() {
+    let hub = Hub::start(&[]);
+    let client = h2c_client();
+    let mut responses = Vec::new();
+    for _ in 0..3 {
+        let response = client
+            .get(hub.subscribe_url("match=reset"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        responses.push(response);
+    }
+    assert!(metric_reaches(&hub, "tidings_subscribers", 3, Duration::from_secs(5)).await);
+    // Dropping a response resets its stream; the connection stays.
+    responses.truncate(1);
+    assert!(
+        metric_reaches(&hub, "tidings_subscribers", 1, Duration::from_secs(5)).await,
+        "reset streams still subscribed"
+    );
+    hub.publish("reset", "still here").await;
+    use futures_util::StreamExt;
+    let mut body = responses.pop().unwrap().bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("still here") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("the remaining stream still delivers")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// A client that stops reading closes its flow-control window; the hub
+/// queues for it up to the bound, then resets the stream and forgets the
+/// subscriber, without the client's help and without touching the other
+/// streams on the connection.
+#[tokio::test]
+async fn a_stalled_http2_reader_is_reset_when_its_queue_overflows() {
+    let hub = Hub::start(&["--queue-events", "16", "--queue-bytes", "65536"]);
+    let address = hub.origin.trim_start_matches("http://").to_string();
+    let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(1024)
+        .handshake::<_, Bytes>(socket)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut send = send.ready().await.unwrap();
+    let request = |topic: &str| {
+        http::Request::get(hub.subscribe_url(&format!("match={topic}")))
+            .body(())
+            .unwrap()
+    };
+    let (stalled, _) = send.send_request(request("stalled"), true).unwrap();
+    let (reading, _) = send.send_request(request("reading"), true).unwrap();
+    let mut stalled = stalled.await.unwrap().into_body();
+    let mut reading = reading.await.unwrap().into_body();
+    assert!(metric_reaches(&hub, "tidings_subscribers", 2, Duration::from_secs(5)).await);
+
+    let payload = "z".repeat(1000);
+    let token = hub.publisher_token();
+    let client = support::client();
+    for _ in 0..64 {
+        let body = format!("topic=stalled&data={payload}");
+        assert_eq!(
+            support::post_form(&client, &hub.url, &token, body).await,
+            200
+        );
+    }
+    assert!(
+        metric_reaches(&hub, "tidings_subscribers", 1, Duration::from_secs(10)).await,
+        "the stalled stream is still subscribed"
+    );
+    assert_eq!(metric(&hub, "tidings_slow_disconnects_total").await, 1);
+    // What fitted in the window arrives, then the reset.
+    let mut received = 0;
+    let reason = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stalled.data())
+            .await
+            .expect("the stalled stream ends")
+        {
+            Some(Ok(chunk)) => received += chunk.len(),
+            Some(Err(error)) => break error.reason(),
+            None => panic!("ended cleanly, expected a reset"),
+        }
+    };
+    assert_eq!(reason, Some(h2::Reason::CANCEL));
+    assert!(
+        received <= 64 * 1024,
+        "{received} bytes past a 1 KiB window"
+    );
+
+    hub.publish("reading", "unharmed").await;
+    let mut seen = String::new();
+    while !seen.contains("unharmed") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), reading.data())
+            .await
+            .expect("the other stream still delivers")
+            .unwrap()
+            .unwrap();
+        let _ = reading.flow_control().release_capacity(chunk.len());
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
