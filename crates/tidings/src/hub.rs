@@ -1,21 +1,22 @@
 //! The hub: sequencing, dispatch and the lifecycle of subscriptions.
 //!
-//! Publishing funnels every update through one committer thread, which
-//! gives it its place in the order, appends a batch to history (one durable
-//! write for many publishers), dispatches the batch, then acknowledges it.
-//! A subscriber registers under the same lock dispatch holds, so it learns
+//! Publishing funnels every update through one committer ([`crate::commit`]),
+//! which gives it its place in the order, appends it to history, dispatches
+//! it, then acknowledges it. A subscriber registers under the same lock
+//! dispatch holds, so it learns
 //! exactly which sequence its replay must stop at: live events after that
 //! point reach its queue, earlier ones come from history. Nothing is lost or
 //! sent twice across the switch.
 
 use crate::auth::{Authorizer, Grants};
+use crate::commit::Job;
 use crate::config::HubConfig;
-use crate::event::{Event, SharedEvent, Update};
+use crate::event::{SharedEvent, Update};
 use crate::history::{History, HistoryError};
 use crate::index::Index;
 use crate::matcher::{MatchKind, Matcher, MatcherError};
 use crate::metrics::Metrics;
-use crate::outbox::{CloseReason, Push};
+use crate::outbox::CloseReason;
 use crate::presence::Presence;
 use crate::publish::Rejection;
 use crate::stream::{EventStream, Start};
@@ -24,16 +25,9 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Publishes waiting for the committer beyond this apply backpressure.
-const PUBLISH_QUEUE: usize = 65_536;
-/// Subscribers of one event that dispatch writes to directly; the rest are
-/// left to their connections' tasks.
-const WRITE_THROUGH_FANOUT: usize = 64;
-/// Most updates sequenced and written together.
-const BATCH: usize = 1024;
 /// How often history retention runs; a run still going is not doubled.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
@@ -59,28 +53,6 @@ struct Shared {
     jobs: mpsc::Sender<Job>,
     next_key: AtomicU64,
     shutdown: CancellationToken,
-}
-
-pub(crate) struct Job {
-    update: Update,
-    done: oneshot::Sender<Result<SharedEvent, HistoryError>>,
-    /// What a subscription event does to the list of active subscriptions.
-    change: Option<crate::presence::Change>,
-}
-
-impl Job {
-    /// A subscription event: nobody waits for it unless [`Job::notify`] says so.
-    pub(crate) fn announcement(update: Update, change: crate::presence::Change) -> Job {
-        Job {
-            update,
-            done: oneshot::channel().0,
-            change: Some(change),
-        }
-    }
-
-    pub(crate) fn notify(&mut self, done: oneshot::Sender<Result<SharedEvent, HistoryError>>) {
-        self.done = done;
-    }
 }
 
 /// Why a publication failed.
@@ -149,18 +121,7 @@ impl Hub {
             config,
             presence,
         });
-        let (jobs, queue) = mpsc::channel(PUBLISH_QUEUE);
-        let committer = core.clone();
-        if core.history.blocks() {
-            std::thread::Builder::new()
-                .name("tidings-committer".into())
-                .spawn(move || commit_loop(&committer, queue))
-                .map_err(|e| crate::StartError::Io(e.to_string()))?;
-        } else {
-            // Nothing to wait for: sequence on the runtime, where handing a
-            // publication over and acknowledging it wakes no other thread.
-            tokio::spawn(commit_task(committer, queue));
-        }
+        let jobs = crate::commit::start(&core).map_err(|e| crate::StartError::Io(e.to_string()))?;
         if let Some(announcements) = announcements {
             tokio::spawn(crate::presence::announce(
                 Arc::downgrade(&core),
@@ -215,17 +176,13 @@ impl Hub {
             return Err(PublishError::ShuttingDown);
         }
         let started = Instant::now();
-        let (done, result) = oneshot::channel();
-        self.shared
-            .jobs
-            .send(Job {
-                update,
-                done,
-                change: None,
-            })
+        let (job, acknowledged) = Job::publication(update);
+        if self.shared.jobs.send(job).await.is_err() {
+            return Err(PublishError::ShuttingDown);
+        }
+        let event = acknowledged
             .await
-            .map_err(|_| PublishError::ShuttingDown)?;
-        let event = result.await.map_err(|_| PublishError::ShuttingDown)??;
+            .map_err(|_| PublishError::ShuttingDown)??;
         let metrics = &self.shared.core.metrics;
         metrics.published.inc();
         metrics
@@ -388,126 +345,6 @@ impl Core {
             subscriber.outbox.close(reason);
         }
     }
-}
-
-/// Sequences, stores, dispatches and acknowledges publications, in order,
-/// on a thread of its own: appends may block on the disk.
-fn commit_loop(core: &Core, mut queue: mpsc::Receiver<Job>) {
-    let mut seq = core.index.lock().last_dispatched();
-    let mut jobs = Vec::with_capacity(BATCH);
-    let (mut peak, mut write) = (0, Duration::ZERO);
-    while queue.blocking_recv_many(&mut jobs, BATCH) > 0 {
-        gather(&mut queue, &mut jobs, peak, write);
-        // A peak that decays slowly: one short batch must not shrink the next.
-        peak = jobs.len().max(peak - peak / 8);
-        write = commit(core, &mut seq, &mut jobs);
-    }
-}
-
-/// The same for a history that never blocks, as a task on the runtime.
-async fn commit_task(core: Arc<Core>, mut queue: mpsc::Receiver<Job>) {
-    let mut seq = core.index.lock().last_dispatched();
-    let mut jobs = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut jobs, BATCH).await > 0 {
-        commit(&core, &mut seq, &mut jobs);
-    }
-}
-
-/// Commits one batch; returns how long the history append took.
-fn commit(core: &Core, seq: &mut u64, jobs: &mut Vec<Job>) -> Duration {
-    let events: Vec<SharedEvent> = jobs
-        .iter()
-        .map(|job| {
-            *seq += 1;
-            let id = job.update.id.clone().unwrap_or_else(new_id);
-            Arc::new(Event::from_update(*seq, id, &job.update))
-        })
-        .collect();
-    let started = Instant::now();
-    let appended = core.history.append(&events);
-    let write = started.elapsed();
-    if let Err(error) = appended {
-        tracing::warn!(%error, "refusing publications");
-        for job in jobs.drain(..) {
-            let _ = job.done.send(Err(error.clone()));
-        }
-        return write;
-    }
-    dispatch(core, &events, jobs);
-    for (job, event) in jobs.drain(..).zip(events) {
-        let _ = job.done.send(Ok(event));
-    }
-    write
-}
-
-/// Group commit with a slow store (an fsync per append): publishers whose
-/// last update was just acknowledged are sending their next one. When fewer
-/// are queued than recent batches held, waiting a fraction of a write for
-/// them saves the stragglers a whole write of their own. A fast store never
-/// waits.
-fn gather(queue: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, peak: usize, write: Duration) {
-    let linger = write / 4;
-    if linger < Duration::from_micros(100) {
-        return;
-    }
-    let deadline = Instant::now() + linger;
-    while jobs.len() < peak.min(BATCH) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(50));
-        while jobs.len() < BATCH {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-    }
-}
-
-fn dispatch(core: &Core, events: &[SharedEvent], jobs: &[Job]) {
-    let bounds = core.config.queue;
-    let mut slow = Vec::new();
-    let mut delivered = 0;
-    {
-        let mut index = core.index.lock();
-        for event in events {
-            let mut offered = 0;
-            let delivery = index.dispatch(event, |subscriber| {
-                // The first subscribers get the frame written right here; a
-                // larger fan-out is queued for the connections' own tasks,
-                // which run on every core and coalesce what piles up.
-                offered += 1;
-                let write_through = offered <= WRITE_THROUGH_FANOUT;
-                let outcome = subscriber
-                    .outbox
-                    .push(event.frame.clone(), bounds, write_through);
-                if outcome == Push::Queued {
-                    subscriber.mark_active();
-                }
-                outcome
-            });
-            delivered += delivery.delivered;
-            slow.extend(delivery.overflowed);
-        }
-        if let Some(presence) = &core.presence {
-            presence.dispatched(jobs.iter().filter_map(|job| job.change.as_ref()), events);
-            // Announced now, not when the writer lets go of the stream: a
-            // stuck client can hold a blocked write for a long time.
-            for subscriber in &slow {
-                presence.ended(subscriber);
-            }
-        }
-    }
-    core.metrics.delivered.inc_by(delivered);
-    for subscriber in slow {
-        core.metrics.slow_disconnects.inc();
-        tracing::info!(subscriber = %subscriber.identifier, "disconnecting slow consumer: its queue overflowed");
-    }
-}
-
-/// Hub-generated ids are opaque, unguessable IRIs. Version 7 UUIDs rise
-/// with time, so a durable id index grows at its end instead of rewriting
-/// pages all over: group commits write a third as much.
-fn new_id() -> String {
-    format!("urn:uuid:{}", uuid::Uuid::now_v7())
 }
 
 /// How often the sweeper passes: often enough for keep-alives and deadlines.

@@ -11,6 +11,7 @@
 
 mod anchors;
 pub mod auth;
+mod commit;
 pub mod config;
 pub mod event;
 mod form;

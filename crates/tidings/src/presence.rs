@@ -15,8 +15,9 @@
 //! the same point of the event stream: a client can load the list, then
 //! follow the events from its cursor with no gap.
 
+use crate::commit::Job;
 use crate::event::{SharedEvent, Update};
-use crate::hub::{Core, Job};
+use crate::hub::Core;
 use crate::matcher::{MatchKind, Matcher};
 use crate::outbox::CloseReason;
 use crate::subscriber::Subscriber;
