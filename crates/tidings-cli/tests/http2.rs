@@ -283,3 +283,42 @@ async fn a_stalled_http2_reader_is_reset_when_its_queue_overflows() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+/// Shutdown ends HTTP/2 streams cleanly (end of stream, not a reset, so
+/// `EventSource` reconnects) and the hub exits well within its grace period.
+#[tokio::test]
+async fn sigterm_ends_http2_streams_cleanly_and_exits() {
+    let mut hub = Hub::start(&["--shutdown-grace", "60s"]);
+    let response = h2c_client()
+        .get(hub.subscribe_url("match=bye"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let mut body = response.bytes_stream();
+    use futures_util::StreamExt;
+    body.next().await.unwrap().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &hub.pid().to_string()])
+        .status()
+        .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("stream not ended by shutdown")
+        {
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => panic!("stream ended with an error: {error}"),
+            None => break,
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = hub.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "hub did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
