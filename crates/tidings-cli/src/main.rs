@@ -36,25 +36,37 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(&anyhow::anyhow!("cannot start the runtime: {error}")),
+    let result = match cli.command {
+        // The settings decide the runtime's threads, so they come first.
+        Command::Serve(args) => args.merged().and_then(|args| {
+            let workers = args.workers;
+            block_on(workers, serve::run(args))
+        }),
+        Command::Publish(args) => block_on(None, publish::run(args)),
+        Command::Subscribe(args) => block_on(None, subscribe::run(args)),
+        Command::Token(args) => token::run(args),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(*args).await,
-            Command::Publish(args) => publish::run(args).await,
-            Command::Subscribe(args) => subscribe::run(args).await,
-            Command::Token(args) => token::run(args),
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }
+}
+
+/// Runs `task` on a runtime with `workers` threads (default: one per core).
+fn block_on(
+    workers: Option<usize>,
+    task: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        anyhow::ensure!(workers > 0, "--workers must be at least 1");
+        builder.worker_threads(workers);
+    }
+    let runtime = builder
+        .enable_all()
+        .build()
+        .map_err(|error| anyhow::anyhow!("cannot start the runtime: {error}"))?;
+    runtime.block_on(task)
 }
 
 /// Errors are one line for people, not a backtrace.

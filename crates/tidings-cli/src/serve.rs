@@ -134,6 +134,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Threads serving connections [default: one per core].
+    #[arg(long, env = "TIDINGS_WORKERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// Largest publish body, in bytes [default: 1048576].
     #[arg(long, env = "TIDINGS_MAX_BODY")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,7 +170,7 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// Flags and variables over the file's values.
-    fn merged(self) -> anyhow::Result<ServeArgs> {
+    pub fn merged(self) -> anyhow::Result<ServeArgs> {
         let Some(path) = &self.config else {
             return Ok(self);
         };
@@ -183,8 +187,8 @@ impl ServeArgs {
     }
 }
 
+/// Runs a hub with settings already merged ([`ServeArgs::merged`]).
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let args = args.merged()?;
     init_logs(&args)?;
     let listen = args
         .listen

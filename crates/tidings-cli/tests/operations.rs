@@ -262,6 +262,25 @@ async fn a_stalled_reader_is_dropped_without_its_help() {
     drop(stalled);
 }
 
+/// `--workers` sets the runtime's threads; the hub serves the same with
+/// one or several, and refuses none.
+#[tokio::test]
+async fn workers_set_the_serving_threads() {
+    for workers in ["1", "3"] {
+        let hub = Hub::start(&["--workers", workers]);
+        let mut stream = opened(&hub.subscribe_url("match=w")).await;
+        hub.publish("w", "served").await;
+        assert_eq!(stream.next().await.data, "served");
+    }
+    let refused = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["serve", "--workers", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--workers must be at least 1"), "{stderr}");
+}
+
 #[tokio::test]
 async fn sigterm_ends_streams_cleanly_and_exits() {
     // A long grace period: exiting well within it shows nothing idle held
