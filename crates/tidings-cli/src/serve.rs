@@ -134,6 +134,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// How long a connection may take to send a request head, TLS
+    /// handshake included, and to start its next request when kept alive
+    /// [default: 60s].
+    #[arg(long, env = "TIDINGS_HEAD_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_timeout: Option<String>,
     /// Threads serving connections [default: one per core].
     #[arg(long, env = "TIDINGS_WORKERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -231,6 +237,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .max_connections
         .unwrap_or_else(|| open_files.saturating_sub(RESERVED_FILES).max(1) as usize);
     config.limits.body = args.max_body.unwrap_or(config.limits.body);
+    if let Some(head_timeout) = duration(&args.head_timeout)? {
+        config.limits.head_timeout = head_timeout;
+    }
     let (history, store) = history(&args)?;
     let hub = Hub::start(config, history)
         .await

@@ -318,7 +318,9 @@ async fn sigterm_ends_http2_streams_cleanly_and_exits() {
             break status;
         }
         assert!(std::time::Instant::now() < deadline, "hub did not exit");
-        std::thread::sleep(Duration::from_millis(50));
+        // Not a blocking sleep: the client's connection runs on this
+        // thread, and the hub's graceful close waits for it to answer.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
 }

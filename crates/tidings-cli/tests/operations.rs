@@ -262,6 +262,41 @@ async fn a_stalled_reader_is_dropped_without_its_help() {
     drop(stalled);
 }
 
+/// A connection that holds a descriptor without asking for anything, or
+/// sends its request head a byte at a time, is closed after
+/// `--head-timeout`; an open event stream is not.
+#[tokio::test]
+async fn connections_that_send_no_request_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = Hub::start(&["--head-timeout", "300ms"]);
+    let address = hub.origin.trim_start_matches("http://").to_string();
+    let mut stream = opened(&hub.subscribe_url("match=t")).await;
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(&address).await.unwrap();
+    partial
+        .write_all(b"GET /.well-known/mercure?match=t HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let mut kept_alive = tokio::net::TcpStream::connect(&address).await.unwrap();
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answered = Vec::new();
+    for socket in [&mut silent, &mut partial, &mut kept_alive] {
+        let mut read = Vec::new();
+        // An end of file or a reset: either way the hub closed it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut read))
+            .await
+            .expect("connection still open after the head timeout");
+        answered.push(String::from_utf8_lossy(&read).into_owned());
+    }
+    assert_eq!(answered[0], "");
+    assert!(answered[2].starts_with("HTTP/1.1 200"), "{}", answered[2]);
+    hub.publish("t", "still open").await;
+    assert_eq!(stream.next().await.data, "still open");
+}
+
 /// `--workers` sets the runtime's threads; the hub serves the same with
 /// one or several, and refuses none.
 #[tokio::test]

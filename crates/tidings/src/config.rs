@@ -46,6 +46,10 @@ pub struct Limits {
     pub body: usize,
     /// Concurrent subscriber connections; more are refused with 429.
     pub connections: usize,
+    /// How long a new connection may take to complete its TLS handshake
+    /// and send a request head; a connection that holds a descriptor
+    /// without asking for anything is closed after it.
+    pub head_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -56,6 +60,7 @@ impl Default for Limits {
             topics: 32,
             body: 1 << 20,
             connections: 1_000_000,
+            head_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -7,7 +7,7 @@ mod rewind;
 
 use crate::http::HubHttp;
 use crate::hub::Hub;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
@@ -50,27 +50,30 @@ pub async fn serve(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         let stopping = hub.shutdown_token();
+        let head_timeout = hub.config().limits.head_timeout;
         tokio::spawn(async move {
             let result = match tls {
-                Some(tls) => match tls.accept(socket).await {
+                Some(tls) => match timeout_as_error(head_timeout, tls.accept(socket)).await {
                     Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
                         h2::serve(stream, http, router, stopping).await
                     }
-                    Ok(stream) => serve_hyper(stream, router, watcher).await,
+                    Ok(stream) => serve_hyper(stream, router, watcher, head_timeout).await,
                     Err(error) => Err(error),
                 },
                 // A connection still waiting for its first request when
                 // shutdown starts is closed: browsers keep such spares open,
                 // and shutdown must not wait for them.
                 None => match tokio::select! {
-                    routed = direct::route(socket, &http) => routed,
+                    routed = timeout_as_error(head_timeout, direct::route(socket, &http)) => routed,
                     _ = stopping.cancelled() => Ok(direct::Route::Served),
                 } {
                     Ok(direct::Route::Served) => Ok(()),
                     Ok(direct::Route::Http2(stream)) => {
                         h2::serve(stream, http, router, stopping).await
                     }
-                    Ok(direct::Route::Hyper(stream)) => serve_hyper(stream, router, watcher).await,
+                    Ok(direct::Route::Hyper(stream)) => {
+                        serve_hyper(stream, router, watcher, head_timeout).await
+                    }
                     Err(error) => Err(error),
                 },
             };
@@ -91,12 +94,35 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves a connection with hyper: HTTP/2 or HTTP/1.1, whatever it speaks.
-async fn serve_hyper<I>(stream: I, router: axum::Router, watcher: Watcher) -> io::Result<()>
+/// A connection that has not sent its request head in time is closed.
+async fn timeout_as_error<T>(
+    limit: Duration,
+    work: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no request head in time",
+        ))
+    })
+}
+
+/// Serves an HTTP/1.1 connection with hyper: every request that is not an
+/// event stream, and every request over TLS without HTTP/2.
+async fn serve_hyper<I>(
+    stream: I,
+    router: axum::Router,
+    watcher: Watcher,
+    head_timeout: Duration,
+) -> io::Result<()>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout);
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(router));
     watcher
