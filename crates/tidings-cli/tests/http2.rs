@@ -324,3 +324,31 @@ async fn sigterm_ends_http2_streams_cleanly_and_exits() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// An HTTP/2 connection that carries no stream for `--head-timeout` is
+/// closed; one carrying an event stream is not.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let hub = Hub::start(&["--head-timeout", "300ms"]);
+    let address = hub.origin.trim_start_matches("http://").to_string();
+    let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (_send, connection) = h2::client::handshake(socket).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connection)
+        .await
+        .expect("an idle HTTP/2 connection stayed open")
+        .unwrap();
+
+    let client = h2c_client();
+    let response = client
+        .get(hub.subscribe_url("match=busy"))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    use futures_util::StreamExt;
+    body.next().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    hub.publish("busy", "kept").await;
+    let chunk = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&chunk).contains("data: kept"));
+}

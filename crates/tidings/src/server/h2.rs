@@ -24,6 +24,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +33,8 @@ const MAX_CONCURRENT_STREAMS: u32 = 200;
 /// Bytes `h2` may hold for one stream beyond what the client's window
 /// admits. Event streams stop taking frames from their queue well before.
 const MAX_SEND_BUFFER: usize = 64 * 1024;
+/// Largest request head accepted, as on the HTTP/1.1 path.
+const MAX_HEADER_LIST: u32 = 64 * 1024;
 
 /// The work one request stands for. Event streams, the many long-lived
 /// ones, sit unboxed in the connection's set of futures.
@@ -51,29 +54,41 @@ impl Future for Exchange {
     }
 }
 
-/// Serves one HTTP/2 connection until the client leaves or, once the hub
-/// stops, its last stream has ended.
+/// Serves one HTTP/2 connection until the client leaves, it stays without
+/// a stream for `idle_timeout`, or, once the hub stops, its last stream has
+/// ended.
 pub async fn serve<T>(
     io: T,
     http: Arc<HubHttp>,
     router: axum::Router,
     stopping: CancellationToken,
+    idle_timeout: Duration,
 ) -> io::Result<()>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut connection: Connection<T, Bytes> = h2::server::Builder::new()
+    let handshake = h2::server::Builder::new()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .max_send_buffer_size(MAX_SEND_BUFFER)
-        .handshake(io)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .handshake(io);
+    let mut connection: Connection<T, Bytes> = tokio::time::timeout(idle_timeout, handshake)
         .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no HTTP/2 handshake in time"))?
         .map_err(into_io)?;
     let service = TowerToHyperService::new(router);
     let mut exchanges = FuturesUnordered::<Exchange>::new();
     let stop = stopping.cancelled();
-    tokio::pin!(stop);
-    let mut closing = false;
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(stop, idle);
+    let (mut closing, mut idle_armed) = (false, true);
     loop {
+        // The idle clock runs from the moment the last stream ended.
+        if exchanges.is_empty() && !idle_armed {
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + idle_timeout);
+        }
+        idle_armed = exchanges.is_empty();
         tokio::select! {
             biased;
             Some(()) = exchanges.next(), if !exchanges.is_empty() => {}
@@ -88,6 +103,10 @@ where
                 None => return Ok(()),
             },
             _ = &mut stop, if !closing => {
+                closing = true;
+                connection.graceful_shutdown();
+            }
+            _ = &mut idle, if idle_armed && !closing => {
                 closing = true;
                 connection.graceful_shutdown();
             }

@@ -55,7 +55,7 @@ pub async fn serve(
             let result = match tls {
                 Some(tls) => match timeout_as_error(head_timeout, tls.accept(socket)).await {
                     Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                        h2::serve(stream, http, router, stopping).await
+                        h2::serve(stream, http, router, stopping, head_timeout).await
                     }
                     Ok(stream) => serve_hyper(stream, router, watcher, head_timeout).await,
                     Err(error) => Err(error),
@@ -69,7 +69,7 @@ pub async fn serve(
                 } {
                     Ok(direct::Route::Served) => Ok(()),
                     Ok(direct::Route::Http2(stream)) => {
-                        h2::serve(stream, http, router, stopping).await
+                        h2::serve(stream, http, router, stopping, head_timeout).await
                     }
                     Ok(direct::Route::Hyper(stream)) => {
                         serve_hyper(stream, router, watcher, head_timeout).await
