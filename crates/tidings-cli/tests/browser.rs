@@ -63,6 +63,8 @@ struct Report {
     subscriptions: Vec<Received>,
     #[serde(rename = "timedOut")]
     timed_out: bool,
+    /// What the page and its sources were served over.
+    protocol: String,
 }
 
 #[derive(Deserialize, Debug)]
@@ -577,4 +579,50 @@ fn eventsource_resumes_across_a_hub_restart_after_sigterm() {
 #[test]
 fn eventsource_resumes_across_a_hub_restart_after_sigkill() {
     eventsource_resumes_across_a_hub_restart(libc::SIGKILL, "sigkill");
+}
+
+/// Over HTTPS the browser and the hub agree on HTTP/2 (ALPN), and the
+/// native `EventSource` receives every event over it.
+#[test]
+fn eventsource_over_https_speaks_http2() {
+    let Some(tools) = tools() else { return };
+    let hub = Hub::start(&["--tls-self-signed"]);
+    let subscriptions = [Subscription {
+        name: "secure",
+        query: query(&[("match", "https://example.com/secure")]),
+        types: &["message"],
+        expect: 3,
+    }];
+    let browser = Browser::open(&tools, &hub, &subscriptions, Duration::from_millis(200));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ids: Vec<String> = runtime.block_on(async {
+        // The certificate is the hub's own, generated at start.
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let mut ids = Vec::new();
+        for n in 1..=3 {
+            let body = format!("topic=https%3A%2F%2Fexample.com%2Fsecure&data={n}");
+            let response = client
+                .post(&hub.url)
+                .bearer_auth(hub.publisher_token())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            ids.push(response.text().await.unwrap());
+        }
+        ids
+    });
+    let report = browser.report();
+    assert_eq!(report.protocol, "h2", "{report:?}");
+    let want: Vec<Event> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| event("message", &(i + 1).to_string(), id))
+        .collect();
+    assert_eq!(report.subscriptions[0].events, want, "{report:?}");
 }

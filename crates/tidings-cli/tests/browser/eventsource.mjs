@@ -11,10 +11,12 @@
 //   lingerMs,   // keep listening this long after every count is reached, to catch extras
 //   timeoutMs   // give up waiting for the counts after this long
 // }
+// An https origin may have a self-signed certificate.
 //
 // Prints "READY" once every EventSource has opened, then one JSON line:
-// { subscriptions: [{ name, events: [{ type, data, id }], opens, errors, closed }], timedOut }
-// (closed: the source gave up reconnecting.)
+// { subscriptions: [{ name, events: [{ type, data, id }], opens, errors, closed }], timedOut, protocol }
+// (closed: the source gave up reconnecting; protocol: what the page was
+// loaded over, "http/1.1" or "h2", which the sources share.)
 // The report is printed even on a time-out so the test can show what arrived.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +32,7 @@ const profile = mkdtempSync(join(tmpdir(), 'tidings-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: spec.chromium,
   headless: true,
+  ignoreHTTPSErrors: true,
   args: [
     '--no-sandbox',
     '--disable-gpu',
@@ -97,7 +100,10 @@ try {
     await sleep(50);
   }
   await sleep(spec.lingerMs);
-  console.log(JSON.stringify({ subscriptions: await report(), timedOut }));
+  const protocol = await page.evaluate(
+    () => performance.getEntriesByType('navigation')[0]?.nextHopProtocol ?? '',
+  );
+  console.log(JSON.stringify({ subscriptions: await report(), timedOut, protocol }));
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });
