@@ -352,3 +352,44 @@ async fn an_idle_http2_connection_is_closed() {
     let chunk = body.next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&chunk).contains("data: kept"));
 }
+
+/// `QUERY` subscriptions work over HTTP/2 as over HTTP/1.1: matchers from
+/// the body, errors as problem details.
+#[tokio::test]
+async fn query_subscriptions_over_http2() {
+    let hub = Hub::start(&[]);
+    let client = h2c_client();
+    let query = reqwest::Method::from_bytes(b"QUERY").unwrap();
+    let response = client
+        .request(query.clone(), &hub.url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("match=queried-h2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    use futures_util::StreamExt;
+    body.next().await.unwrap().unwrap();
+    hub.publish("queried-h2", "by body").await;
+    let mut seen = String::new();
+    while !seen.contains("data: by body") {
+        seen.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
+    }
+
+    let refused = client
+        .request(query, &hub.url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("nomatch=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+}

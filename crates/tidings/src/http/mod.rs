@@ -143,7 +143,7 @@ fn serve_stream(
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Reply> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Reply> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         Reply::problem(
             StatusCode::PAYLOAD_TOO_LARGE,

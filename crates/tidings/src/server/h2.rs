@@ -7,7 +7,7 @@
 //! subscriber's queue and a small future. Other requests go through the
 //! same router as HTTP/1.1, with their bodies adapted to and from `h2`.
 
-use crate::http::{subscribe, HubHttp, Reply};
+use crate::http::{read_body, subscribe, HubHttp, Reply};
 use crate::stream::{concat, EventStream};
 use axum::body::Body;
 use bytes::Bytes;
@@ -114,13 +114,13 @@ where
     }
 }
 
-/// Starts the exchange for one request. An event stream is opened and its
-/// head sent here, leaving only a small pump; anything else goes through the
-/// router.
+/// Starts the exchange for one request. A GET event stream is opened and
+/// its head sent here, leaving only a small pump; a QUERY one once its body
+/// is read; anything else goes through the router.
 fn exchange(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
-    http: &HubHttp,
+    http: &Arc<HubHttp>,
     service: &TowerToHyperService<axum::Router>,
 ) -> Option<Exchange> {
     if is_event_stream(&request, http) {
@@ -133,14 +133,30 @@ fn exchange(
                     events: opened.stream,
                 }))
             }
-            Err(reply) => {
-                let send = send_head(&mut respond, head_of(&reply), reply.body.is_empty())?;
-                Some(Exchange::Other(Box::pin(Pump::new(
-                    send,
-                    Full::new(reply.body),
-                ))))
-            }
+            Err(reply) => Some(Exchange::Other(Box::pin(send_reply(respond, *reply)))),
         };
+    }
+    if is_query_stream(&request, http) {
+        let http = http.clone();
+        return Some(Exchange::Other(Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let limit = http.hub.config().limits.body;
+            let form = match read_body(Body::new(RequestBody(body)), limit).await {
+                Ok(form) => form,
+                Err(reply) => return send_reply(respond, reply).await,
+            };
+            let query = parts.uri.query().unwrap_or("").as_bytes();
+            match subscribe::open(&http, query, Some(&form), &parts.headers) {
+                Ok(opened) => {
+                    let head = head_with(opened.headers);
+                    if let Some(send) = send_head(&mut respond, head, false) {
+                        let events = opened.stream;
+                        EventPump { send, events }.await;
+                    }
+                }
+                Err(reply) => send_reply(respond, *reply).await,
+            }
+        })));
     }
     let request = request.map(|body| Body::new(RequestBody(body)));
     let response = service.call(request);
@@ -164,10 +180,21 @@ fn exchange(
     })))
 }
 
+/// Answers with a reply that is not a stream.
+async fn send_reply(mut respond: SendResponse<Bytes>, reply: Reply) {
+    if let Some(send) = send_head(&mut respond, head_of(&reply), reply.body.is_empty()) {
+        Pump::new(send, Full::new(reply.body)).await;
+    }
+}
+
 fn is_event_stream(request: &Request<RecvStream>, http: &HubHttp) -> bool {
     request.method() == Method::GET
         && request.uri().path() == http.hub.config().path()
         && request.body().is_end_stream()
+}
+
+fn is_query_stream(request: &Request<RecvStream>, http: &HubHttp) -> bool {
+    request.method().as_str() == "QUERY" && request.uri().path() == http.hub.config().path()
 }
 
 fn head_with(headers: HeaderMap) -> Response<()> {
