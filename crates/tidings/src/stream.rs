@@ -1,8 +1,9 @@
 //! One subscription's stream of frames: what it missed, then live events.
 //!
 //! The same stream feeds the hand-written HTTP/1.1 writer (which takes a
-//! batch and writes it with one vectored write) and hyper, for HTTP/2, TLS
-//! and applications that mount the hub's routes in their own server.
+//! batch and writes it with one vectored write), the HTTP/2 pump (one DATA
+//! frame per batch), and hyper, for HTTP/1.1 over TLS and applications that
+//! mount the hub's routes in their own server.
 
 use crate::frame;
 use crate::hub::Core;

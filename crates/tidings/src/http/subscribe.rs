@@ -1,6 +1,7 @@
 //! Opening a subscription from an HTTP request: matchers and cursor from
 //! the query (and, for `QUERY`, the form body), the token, and the
-//! response head. Shared by hyper and the hand-written HTTP/1.1 path.
+//! response head. Shared by the router, the hand-written HTTP/1.1 path and
+//! the HTTP/2 server.
 
 use super::reply::Reply;
 use super::HubHttp;
