@@ -5,6 +5,7 @@
 mod support;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use std::time::Duration;
 use support::Hub;
 
@@ -15,57 +16,41 @@ fn h2c_client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A gauge or counter from the hub's metrics.
-async fn metric(hub: &Hub, name: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", hub.origin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("{name} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-        .trim()
-        .parse()
-        .unwrap()
+type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Opens an event stream, checks it came over HTTP/2, and reads its
+/// opening frame.
+async fn open_stream(request: reqwest::RequestBuilder) -> Body {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let mut body: Body = Box::pin(response.bytes_stream());
+    body.next().await.unwrap().unwrap();
+    body
 }
 
-/// Waits until a metric reaches `value`; false if it does not in `wait`.
-async fn metric_reaches(hub: &Hub, name: &str, value: u64, wait: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + wait;
-    while tokio::time::Instant::now() < deadline {
-        if metric(hub, name).await == value {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Reads until `needle` has arrived; returns what was read.
+async fn read_until(body: &mut Body, needle: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} within 5 s; got {seen:?}"))
+            .expect("the stream goes on")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    false
+    seen
 }
 
 #[tokio::test]
 async fn http2_cleartext_subscriptions_multiplex() {
     let hub = Hub::start(&[]);
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let mut bodies = Vec::new();
+    let client = h2c_client();
+    let mut streams = Vec::new();
     for n in 0..20 {
-        let response = client
-            .get(hub.subscribe_url(&format!("match=h2-{n}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.version(), reqwest::Version::HTTP_2);
-        assert_eq!(response.status(), 200);
-        bodies.push(response);
-    }
-    use futures_util::StreamExt;
-    let mut streams: Vec<_> = bodies.into_iter().map(|r| r.bytes_stream()).collect();
-    for stream in &mut streams {
-        stream.next().await.unwrap().unwrap();
+        let url = hub.subscribe_url(&format!("match=h2-{n}"));
+        streams.push(open_stream(client.get(url)).await);
     }
     for n in 0..20 {
         hub.publish(&format!("h2-{n}"), &format!("over h2 {n}"))
@@ -97,17 +82,7 @@ async fn self_signed_tls_serves_http2_through_alpn() {
 #[tokio::test]
 async fn keep_alive_is_sent_over_http2_too() {
     let hub = Hub::start(&["--keep-alive", "200ms"]);
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let response = client
-        .get(hub.subscribe_url("match=k"))
-        .send()
-        .await
-        .unwrap();
-    use futures_util::StreamExt;
-    let mut body = response.bytes_stream();
+    let mut body = open_stream(h2c_client().get(hub.subscribe_url("match=k"))).await;
     let mut comments = 0;
     while comments < 3 {
         let chunk = tokio::time::timeout(Duration::from_secs(3), body.next())
@@ -123,15 +98,7 @@ async fn keep_alive_is_sent_over_http2_too() {
 async fn publishing_and_errors_share_the_connection_with_streams() {
     let hub = Hub::start(&[]);
     let client = h2c_client();
-    let response = client
-        .get(hub.subscribe_url("match=shared"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.version(), reqwest::Version::HTTP_2);
-    let mut body = response.bytes_stream();
-    use futures_util::StreamExt;
-    body.next().await.unwrap().unwrap();
+    let mut body = open_stream(client.get(hub.subscribe_url("match=shared"))).await;
 
     let published = client
         .post(&hub.url)
@@ -188,25 +155,20 @@ async fn a_stream_the_client_resets_is_unsubscribed() {
         assert_eq!(response.status(), 200);
         responses.push(response);
     }
-    assert!(metric_reaches(&hub, "tidings_subscribers", 3, Duration::from_secs(5)).await);
+    assert!(
+        hub.metric_reaches("tidings_subscribers", 3, Duration::from_secs(5))
+            .await
+    );
     // Dropping a response resets its stream; the connection stays.
     responses.truncate(1);
     assert!(
-        metric_reaches(&hub, "tidings_subscribers", 1, Duration::from_secs(5)).await,
+        hub.metric_reaches("tidings_subscribers", 1, Duration::from_secs(5))
+            .await,
         "reset streams still subscribed"
     );
     hub.publish("reset", "still here").await;
-    use futures_util::StreamExt;
-    let mut body = responses.pop().unwrap().bytes_stream();
-    let mut seen = String::new();
-    while !seen.contains("still here") {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
-            .await
-            .expect("the remaining stream still delivers")
-            .unwrap()
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let mut body: Body = Box::pin(responses.pop().unwrap().bytes_stream());
+    read_until(&mut body, "still here").await;
 }
 
 /// A client that stops reading closes its flow-control window; the hub
@@ -236,7 +198,10 @@ async fn a_stalled_http2_reader_is_reset_when_its_queue_overflows() {
     let (reading, _) = send.send_request(request("reading"), true).unwrap();
     let mut stalled = stalled.await.unwrap().into_body();
     let mut reading = reading.await.unwrap().into_body();
-    assert!(metric_reaches(&hub, "tidings_subscribers", 2, Duration::from_secs(5)).await);
+    assert!(
+        hub.metric_reaches("tidings_subscribers", 2, Duration::from_secs(5))
+            .await
+    );
 
     let payload = "z".repeat(1000);
     let token = hub.publisher_token();
@@ -249,10 +214,11 @@ async fn a_stalled_http2_reader_is_reset_when_its_queue_overflows() {
         );
     }
     assert!(
-        metric_reaches(&hub, "tidings_subscribers", 1, Duration::from_secs(10)).await,
+        hub.metric_reaches("tidings_subscribers", 1, Duration::from_secs(10))
+            .await,
         "the stalled stream is still subscribed"
     );
-    assert_eq!(metric(&hub, "tidings_slow_disconnects_total").await, 1);
+    assert_eq!(hub.metric("tidings_slow_disconnects_total").await, 1);
     // What fitted in the window arrives, then the reset.
     let mut received = 0;
     let reason = loop {
@@ -289,19 +255,8 @@ async fn a_stalled_http2_reader_is_reset_when_its_queue_overflows() {
 #[tokio::test]
 async fn sigterm_ends_http2_streams_cleanly_and_exits() {
     let mut hub = Hub::start(&["--shutdown-grace", "60s"]);
-    let response = h2c_client()
-        .get(hub.subscribe_url("match=bye"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.version(), reqwest::Version::HTTP_2);
-    let mut body = response.bytes_stream();
-    use futures_util::StreamExt;
-    body.next().await.unwrap().unwrap();
-    std::process::Command::new("kill")
-        .args(["-TERM", &hub.pid().to_string()])
-        .status()
-        .unwrap();
+    let mut body = open_stream(h2c_client().get(hub.subscribe_url("match=bye"))).await;
+    hub.terminate();
     loop {
         match tokio::time::timeout(Duration::from_secs(5), body.next())
             .await
@@ -312,16 +267,7 @@ async fn sigterm_ends_http2_streams_cleanly_and_exits() {
             None => break,
         }
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = hub.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "hub did not exit");
-        // Not a blocking sleep: the client's connection runs on this
-        // thread, and the hub's graceful close waits for it to answer.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = hub.exits_within(Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
 }
 
@@ -338,19 +284,10 @@ async fn an_idle_http2_connection_is_closed() {
         .expect("an idle HTTP/2 connection stayed open")
         .unwrap();
 
-    let client = h2c_client();
-    let response = client
-        .get(hub.subscribe_url("match=busy"))
-        .send()
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
-    use futures_util::StreamExt;
-    body.next().await.unwrap().unwrap();
+    let mut body = open_stream(h2c_client().get(hub.subscribe_url("match=busy"))).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     hub.publish("busy", "kept").await;
-    let chunk = body.next().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&chunk).contains("data: kept"));
+    read_until(&mut body, "data: kept").await;
 }
 
 /// `QUERY` subscriptions work over HTTP/2 as over HTTP/1.1: matchers from
@@ -360,25 +297,13 @@ async fn query_subscriptions_over_http2() {
     let hub = Hub::start(&[]);
     let client = h2c_client();
     let query = reqwest::Method::from_bytes(b"QUERY").unwrap();
-    let response = client
+    let queried = client
         .request(query.clone(), &hub.url)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("match=queried-h2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.version(), reqwest::Version::HTTP_2);
-    assert_eq!(response.status(), 200);
-    let mut body = response.bytes_stream();
-    use futures_util::StreamExt;
-    body.next().await.unwrap().unwrap();
+        .body("match=queried-h2");
+    let mut body = open_stream(queried).await;
     hub.publish("queried-h2", "by body").await;
-    let mut seen = String::new();
-    while !seen.contains("data: by body") {
-        seen.push_str(&String::from_utf8_lossy(
-            &body.next().await.unwrap().unwrap(),
-        ));
-    }
+    read_until(&mut body, "data: by body").await;
 
     let refused = client
         .request(query, &hub.url)

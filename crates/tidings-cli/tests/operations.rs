@@ -183,18 +183,7 @@ async fn slow_consumers_are_disconnected_and_memory_stays_bounded() {
             samples.push(rss_kib(hub.pid()));
         }
     }
-    let metrics = get(&format!("{}/metrics", hub.origin))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let slow: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tidings_slow_disconnects_total "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let slow = hub.metric("tidings_slow_disconnects_total").await;
     assert!(
         slow >= 900,
         "expected most sleepers disconnected as slow, got {slow}"
@@ -225,22 +214,11 @@ async fn a_stalled_reader_is_dropped_without_its_help() {
         .write_all(b"GET /.well-known/mercure?match=stall HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let subscribers = || async {
-        get(&format!("{}/metrics", hub.origin))
-            .await
-            .text()
-            .await
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("tidings_subscribers "))
-            .map(|v| v.trim().to_string())
-            .unwrap()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while subscribers().await != "1" {
-        assert!(std::time::Instant::now() < deadline, "never subscribed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        hub.metric_reaches("tidings_subscribers", 1, Duration::from_secs(5))
+            .await,
+        "never subscribed"
+    );
     let payload = "s".repeat(8000);
     let token = hub.publisher_token();
     let client = support::client();
@@ -251,14 +229,11 @@ async fn a_stalled_reader_is_dropped_without_its_help() {
             200
         );
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while subscribers().await != "0" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stalled connection is still held"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        hub.metric_reaches("tidings_subscribers", 0, Duration::from_secs(10))
+            .await,
+        "the stalled connection is still held"
+    );
     drop(stalled);
 }
 
@@ -325,22 +300,12 @@ async fn sigterm_ends_streams_cleanly_and_exits() {
     // Browsers keep a spare connection open with no request on it yet.
     let address = hub.origin.trim_start_matches("http://").to_string();
     let _spare = tokio::net::TcpStream::connect(&address).await.unwrap();
-    Command::new("kill")
-        .args(["-TERM", &hub.pid().to_string()])
-        .status()
-        .unwrap();
+    hub.terminate();
     assert!(
         stream.ends_within(Duration::from_secs(5)).await,
         "stream not ended by shutdown"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = hub.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "hub did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = hub.exits_within(Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
 }
 

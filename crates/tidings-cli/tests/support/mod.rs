@@ -146,6 +146,61 @@ impl Hub {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// A gauge or counter from the hub's metrics.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.origin))
+            .await
+            .expect("metrics request")
+            .text()
+            .await
+            .expect("metrics body");
+        let prefix = format!("{name} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .parse()
+            .expect("a number")
+    }
+
+    /// Waits until a metric reads `value`; false if it does not in `wait`.
+    pub async fn metric_reaches(&self, name: &str, value: u64, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            if self.metric(name).await == value {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits for the process to exit, at most `wait`. The wait yields to
+    /// the runtime, so clients of this test keep answering the hub (an
+    /// HTTP/2 graceful close waits for its client).
+    pub async fn exits_within(&mut self, wait: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the hub") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "hub did not exit within {wait:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for Hub {
