@@ -377,13 +377,11 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
         // is sent every 18 hours.
         let idle_limit = (core.config.keep_alive.as_millis() / period.as_millis().max(1))
             .clamp(1, u16::MAX.into()) as u16;
-        let now = Instant::now();
+        // Once per pass, not once per subscriber.
+        let now = Deadline::at(Instant::now());
         let bounds = core.config.queue;
         for subscriber in core.index.lock().subscribers() {
-            if subscriber
-                .deadline
-                .is_some_and(|deadline| deadline.has_passed(now))
-            {
+            if subscriber.deadline.is_some_and(|deadline| deadline <= now) {
                 subscriber.outbox.close(CloseReason::Expired);
                 if let Some(presence) = &core.presence {
                     presence.ended(subscriber);

@@ -150,28 +150,27 @@ impl Outbox {
     /// client that stopped reading, gives up on the connection instead of
     /// waiting for the client (whose events will be replayed on reconnect).
     pub fn poll_overflowed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let overflowed = || self.queue.lock().closed == Some(CloseReason::Slow);
-        if overflowed() {
-            return Poll::Ready(());
-        }
-        self.waker.register(cx.waker());
-        if overflowed() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        self.poll_with(cx, || {
+            (self.queue.lock().closed == Some(CloseReason::Slow)).then_some(())
+        })
     }
 
     /// Takes every queued frame at once, so the writer can send them in a
     /// single write; `Pending` registers the writer to be woken.
     pub fn poll_batch(&self, cx: &mut Context<'_>) -> Poll<Batch> {
-        if let Some(batch) = self.try_batch() {
-            return Poll::Ready(batch);
+        self.poll_with(cx, || self.try_batch())
+    }
+
+    /// Ready with what `check` finds, or registers the writer to be woken
+    /// and checks again: a push between the check and the registration
+    /// would otherwise be missed.
+    fn poll_with<T>(&self, cx: &mut Context<'_>, check: impl Fn() -> Option<T>) -> Poll<T> {
+        if let Some(found) = check() {
+            return Poll::Ready(found);
         }
         self.waker.register(cx.waker());
-        // A push between the check and the registration would be missed.
-        match self.try_batch() {
-            Some(batch) => Poll::Ready(batch),
+        match check() {
+            Some(found) => Poll::Ready(found),
             None => Poll::Pending,
         }
     }

@@ -107,10 +107,6 @@ impl Deadline {
     pub(crate) fn at(instant: Instant) -> Deadline {
         Deadline(NonZeroU32::new(seconds_since_start(instant)).unwrap_or(NonZeroU32::MIN))
     }
-
-    pub(crate) fn has_passed(self, now: Instant) -> bool {
-        seconds_since_start(now) >= self.0.get()
-    }
 }
 
 fn seconds_since_start(instant: Instant) -> u32 {
@@ -127,11 +123,10 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn a_deadline_passes_no_later_than_its_instant() {
+    fn a_deadline_passes_by_its_instant_and_not_seconds_before() {
         let now = Instant::now();
         let deadline = Deadline::at(now + Duration::from_secs(5));
-        assert!(!deadline.has_passed(now + Duration::from_secs(3)));
-        assert!(deadline.has_passed(now + Duration::from_secs(5)));
-        assert!(Deadline::at(now).has_passed(now));
+        assert!(deadline > Deadline::at(now + Duration::from_secs(3)));
+        assert!(deadline <= Deadline::at(now + Duration::from_millis(5_500)));
     }
 }
