@@ -48,7 +48,7 @@ impl Future for Exchange {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         match self.get_mut() {
-            Exchange::Events(pump) => Pin::new(pump).poll(cx),
+            Exchange::Events(pump) => pump.poll_send(cx).map(log_error),
             Exchange::Other(future) => future.as_mut().poll(cx),
         }
     }
@@ -125,16 +125,10 @@ fn exchange(
 ) -> Option<Exchange> {
     if is_event_stream(&request, http) {
         let query = request.uri().query().unwrap_or("").as_bytes();
-        return match subscribe::open(http, query, None, request.headers()) {
-            Ok(opened) => {
-                let send = send_head(&mut respond, head_with(opened.headers), false)?;
-                Some(Exchange::Events(EventPump {
-                    send,
-                    events: opened.stream,
-                }))
-            }
-            Err(reply) => Some(Exchange::Other(Box::pin(send_reply(respond, *reply)))),
-        };
+        return events_or_refusal(
+            respond,
+            subscribe::open(http, query, None, request.headers()),
+        );
     }
     if is_query_stream(&request, http) {
         let http = http.clone();
@@ -146,15 +140,9 @@ fn exchange(
                 Err(reply) => return send_reply(respond, reply).await,
             };
             let query = parts.uri.query().unwrap_or("").as_bytes();
-            match subscribe::open(&http, query, Some(&form), &parts.headers) {
-                Ok(opened) => {
-                    let head = head_with(opened.headers);
-                    if let Some(send) = send_head(&mut respond, head, false) {
-                        let events = opened.stream;
-                        EventPump { send, events }.await;
-                    }
-                }
-                Err(reply) => send_reply(respond, *reply).await,
+            let opened = subscribe::open(&http, query, Some(&form), &parts.headers);
+            if let Some(exchange) = events_or_refusal(respond, opened) {
+                exchange.await;
             }
         })));
     }
@@ -178,6 +166,23 @@ fn exchange(
             Pump::new(send, body).await;
         }
     })))
+}
+
+/// The pump of an opened event stream, its head sent, or the refusal.
+fn events_or_refusal(
+    mut respond: SendResponse<Bytes>,
+    opened: Result<subscribe::Opened, Box<Reply>>,
+) -> Option<Exchange> {
+    match opened {
+        Ok(opened) => {
+            let send = send_head(&mut respond, head_with(opened.headers), false)?;
+            Some(Exchange::Events(EventPump {
+                send,
+                events: opened.stream,
+            }))
+        }
+        Err(reply) => Some(Exchange::Other(Box::pin(send_reply(respond, *reply)))),
+    }
 }
 
 /// Answers with a reply that is not a stream.
@@ -253,16 +258,6 @@ struct EventPump {
     events: EventStream,
 }
 
-impl Future for EventPump {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let pump = &mut *self;
-        let result = ready!(pump.poll_send(cx));
-        finish(result)
-    }
-}
-
 impl EventPump {
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
         loop {
@@ -297,9 +292,7 @@ impl<B: HttpBody<Data = Bytes> + Unpin> Future for Pump<B> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let pump = &mut *self;
-        let result = ready!(pump.poll_send(cx));
-        finish(result)
+        self.poll_send(cx).map(log_error)
     }
 }
 
@@ -348,11 +341,10 @@ fn poll_capacity(
     Poll::Ready(Ok(()))
 }
 
-fn finish(result: Result<(), h2::Error>) -> Poll<()> {
+fn log_error(result: Result<(), h2::Error>) {
     if let Err(error) = result {
         tracing::debug!(%error, "HTTP/2 stream ended with an error");
     }
-    Poll::Ready(())
 }
 
 /// A request body read from `h2`, releasing flow-control capacity as the
