@@ -1,18 +1,93 @@
 //! History: the ordered log of events that lets a reconnecting client
 //! catch up from its `Last-Event-ID`.
 //!
-//! The trait is deliberately narrow — append, read from a cursor, locate an
-//! id, trim — so that an in-memory ring, an embedded store and a shared log
-//! engine can all stand behind it.
+//! Two kinds of log stand behind [`Log`]. A local store ([`History`]: an
+//! in-memory ring, the embedded redb file) has this hub as its only writer,
+//! so the hub gives each event its place and the store keeps it. A shared
+//! log ([`SharedLog`]: Redis Streams, NATS JetStream) is written by every
+//! node of a cluster, and the engine gives the order.
 
 mod memory;
+mod nats;
+mod record;
 mod redb;
+mod redis;
+mod shared;
 
 pub use self::redb::{Durability, RedbHistory, FILE_NAME, FLUSH_EVERY};
 pub use memory::MemoryHistory;
+pub use shared::{Appended, Pending, SharedLog};
 
 use crate::event::SharedEvent;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Connects to the log engine an URL names, as a node of the cluster that
+/// shares it: `redis://`, `rediss://` and `redis+sentinel://` for Redis
+/// Streams, `nats://` and `tls://` (a comma-separated list of servers) for
+/// NATS JetStream. The stream is named by the `stream` query parameter
+/// (`tidings` by default); every node given the same URL and stream serves
+/// one logical hub.
+pub async fn connect(url: &str, retention: Retention) -> Result<Arc<dyn SharedLog>, HistoryError> {
+    // Not parsed here: a NATS URL may list several servers, which no URL
+    // parser takes.
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => {
+            redis::connect(url, retention).await
+        }
+        "nats" | "tls" => nats::connect(url, retention).await,
+        _ => Err(HistoryError::Failed(format!(
+            "`{scheme}` is not a log engine: use redis://, rediss://, redis+sentinel:// or nats://"
+        ))),
+    }
+}
+
+/// Where events are kept, and so who orders them.
+#[derive(Clone)]
+pub enum Log {
+    /// This hub orders; the store keeps.
+    Local(Arc<dyn History>),
+    /// The engine orders, for every node of the cluster.
+    Shared(Arc<dyn SharedLog>),
+}
+
+impl Log {
+    /// Up to `limit` events after `after`, in order.
+    pub async fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<SharedEvent>, HistoryError> {
+        match self {
+            Log::Local(history) => history.read_after(after, limit),
+            Log::Shared(log) => log.read_after(after, limit).await,
+        }
+    }
+
+    /// The position of the retained event with this id.
+    pub async fn locate(&self, id: &str) -> Result<Option<u64>, HistoryError> {
+        match self {
+            Log::Local(history) => history.locate(id),
+            Log::Shared(log) => log.locate(id).await,
+        }
+    }
+
+    /// The newest event's position and id.
+    pub async fn last(&self) -> Result<Option<(u64, Box<str>)>, HistoryError> {
+        match self {
+            Log::Local(history) => history.last(),
+            Log::Shared(log) => log.last().await,
+        }
+    }
+
+    pub fn stats(&self) -> HistoryStats {
+        match self {
+            Log::Local(history) => history.stats(),
+            Log::Shared(log) => log.stats(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HistoryError {
