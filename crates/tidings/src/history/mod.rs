@@ -73,14 +73,6 @@ impl Log {
         }
     }
 
-    /// The newest event's position and id.
-    pub async fn last(&self) -> Result<Option<(u64, Box<str>)>, HistoryError> {
-        match self {
-            Log::Local(history) => history.last(),
-            Log::Shared(log) => log.last().await,
-        }
-    }
-
     pub fn stats(&self) -> HistoryStats {
         match self {
             Log::Local(history) => history.stats(),

@@ -62,9 +62,9 @@ pub trait SharedLog: Send + Sync + 'static {
     /// The position of the retained event with this id.
     fn locate<'a>(&'a self, id: &'a str) -> Pending<'a, Option<u64>>;
 
-    /// The newest position and its event's id, even when retention has
-    /// emptied the log (the position then still counts).
-    fn last(&self) -> Pending<'_, Option<(u64, Box<str>)>>;
+    /// The newest position ever given, 0 for a log never written; retention
+    /// emptying the log does not take it back.
+    fn last(&self) -> Pending<'_, u64>;
 
     /// Applies what retention the engine does not apply by itself (called
     /// about once a second).
