@@ -120,11 +120,28 @@ fn monitoring(monitor_port: u16) -> bool {
 }
 
 /// The `leader` of the `meta_cluster` object in a `/jsz` body. A string search
-/// keeps the kit free of a JSON parser; the object holds no nested braces.
+/// keeps the kit free of a JSON parser; it stops where the object ends or its
+/// `replicas` array begins, so no other object's field is taken.
 fn meta_leader(jsz: &str) -> Option<String> {
     let (_, meta) = jsz.split_once("\"meta_cluster\"")?;
-    let meta = &meta[..meta.find('}')?];
+    let meta = &meta[..meta.find(['}', '['])?];
     let (_, rest) = meta.split_once("\"leader\":")?;
     let leader = rest.trim_start().strip_prefix('"')?.split('"').next()?;
     (!leader.is_empty()).then(|| leader.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::meta_leader;
+
+    #[test]
+    fn the_meta_leader_is_read_from_jsz() {
+        let jsz = r#"{"streams": 0, "meta_cluster": {"name": "tidings", "leader": "n1", "peer": "fjFy",
+            "replicas": [{"name": "n2", "current": true}], "cluster_size": 3}}"#;
+        assert_eq!(meta_leader(jsz).as_deref(), Some("n1"));
+        let electing =
+            r#"{"meta_cluster": {"name": "tidings", "replicas": [{"name": "n2", "leader": "x"}]}}"#;
+        assert_eq!(meta_leader(electing), None);
+        assert_eq!(meta_leader(r#"{"streams": 0}"#), None);
+    }
 }
