@@ -35,16 +35,16 @@ impl Nginx {
             process_config(dir.path(), &Nginx::config_text(upstreams, port)),
         )
         .expect("write nginx.conf");
-        let error_log = dir.path().join("error.log");
         let args = [
             "-p".into(),
             dir.path().as_os_str().to_owned(),
             "-c".into(),
             conf.into_os_string(),
-            // Where errors go before the config is read; the default,
-            // /var/log/nginx, is not writable by a normal user.
+            // Errors met before the config is read go to stderr, so into the
+            // kit's log, rather than to /var/log/nginx, which a normal user
+            // cannot write.
             "-e".into(),
-            error_log.clone().into_os_string(),
+            "stderr".into(),
             "-g".into(),
             "daemon off;".into(),
         ];
@@ -52,7 +52,7 @@ impl Nginx {
             format!("nginx on port {port}"),
             &program,
             args,
-            dir.path().join("nginx.out"),
+            dir.path().join("nginx.log"),
             || port::connect(port).is_some(),
         );
         Some(Nginx {
@@ -71,7 +71,7 @@ impl Nginx {
         self.port
     }
 
-    /// nginx's stdout and stderr; its error log is `error.log` beside them.
+    /// nginx's error log.
     pub fn log_text(&self) -> String {
         self.process.log_text()
     }
@@ -128,7 +128,7 @@ fn process_config(dir: &Path, site: &str) -> String {
     // One process without workers: SIGKILL then leaves no orphan worker
     // holding the port, and no `user` is switched to when run as root.
     format!(
-        "master_process off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log info;\n\
+        "master_process off;\npid {dir}/nginx.pid;\nerror_log stderr info;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n\
          access_log {dir}/access.log;\n\
