@@ -313,7 +313,10 @@ async fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
     };
     match args.history.as_deref().unwrap_or("redb") {
         "memory" if age.is_some() => bail!("--retain-age needs --history redb or a log engine"),
-        "memory" => Ok((Log::Local(Arc::new(MemoryHistory::new(events, bytes))), None)),
+        "memory" => Ok((
+            Log::Local(Arc::new(MemoryHistory::new(events, bytes))),
+            None,
+        )),
         "redb" => {
             let durability = match args.durability.as_deref().unwrap_or("immediate") {
                 "immediate" => Durability::Immediate,
@@ -334,7 +337,9 @@ async fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
             tracing::info!(engine = %log.describe(), "a node of the cluster on this log");
             Ok((Log::Shared(log), None))
         }
-        other => bail!("unknown history `{other}` (use redb, memory, or an engine URL: redis://… or nats://…)"),
+        other => bail!(
+            "unknown history `{other}` (use redb, memory, or an engine URL: redis://… or nats://…)"
+        ),
     }
 }
 

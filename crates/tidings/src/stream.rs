@@ -7,14 +7,13 @@
 
 use crate::event::SharedEvent;
 use crate::frame;
-use crate::history::{HistoryError, Log};
+use crate::history::{HistoryError, Log, Pending};
 use crate::hub::Core;
 use crate::outbox::{Batch, CloseReason};
 use crate::subscriber::Subscriber;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -52,7 +51,7 @@ struct Replay {
     after: u64,
     live_after: u64,
     /// A read of a shared log under way.
-    reading: Option<Pin<Box<dyn Future<Output = Result<Vec<SharedEvent>, HistoryError>> + Send>>>,
+    reading: Option<Pending<'static, Vec<SharedEvent>>>,
 }
 
 impl EventStream {
