@@ -1,136 +1,22 @@
 //! The Redis Streams engine against real `redis-server` processes.
 
-use bytes::Bytes;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tidings::event::Event;
+use tidings::event::{Event, Update};
 use tidings::history::{self, Appended, HistoryError, Retention, SharedLog};
+use tidings_testkit::Redis;
 
-/// A `redis-server` on a free loopback port, with an AOF fsynced before
-/// every reply; killed on drop.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    extra: Vec<String>,
-}
-
-impl Redis {
-    /// None (after a loud line) when `redis-server` is not installed,
-    /// unless every test is required to run.
-    fn start() -> Option<Redis> {
-        Redis::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> Option<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            if std::env::var("TIDINGS_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1") {
-                panic!("redis-server is not on PATH and TIDINGS_TEST_REQUIRE_ALL=1");
-            }
-            eprintln!("SKIPPED: redis-server is not on PATH; the Redis engine is not tested");
-            return None;
-        }
-        let mut redis = Redis {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().expect("temporary directory"),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        redis.launch();
-        Some(redis)
-    }
-
-    fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        wait_for_pong(self.port);
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts again on the same port and directory: from the AOF.
-    fn restart(&mut self) {
-        self.kill();
-        self.launch();
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
-
-/// Waits until the server answers PING, its AOF loaded.
-fn wait_for_pong(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            let mut answer = [0; 64];
-            // A server asking for a password is up as well; one still
-            // loading its AOF answers -LOADING.
-            if stream.write_all(b"PING\r\n").is_ok()
-                && stream.read(&mut answer).is_ok()
-                && (answer.starts_with(b"+PONG") || answer.starts_with(b"-NOAUTH"))
-            {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("redis-server on port {port} did not answer PING");
+/// A server whose AOF is fsynced before every reply: what an acknowledged
+/// publication stands on.
+fn redis() -> Option<Redis> {
+    Redis::start_with(&[("appendfsync", "always")])
 }
 
 fn event(id: &str) -> Event {
-    Event {
-        seq: 0,
-        id: id.into(),
-        topics: vec!["https://example.com/a".into(), format!("urn:{id}").into()].into(),
-        private: id.ends_with('p'),
-        frame: Bytes::from(format!("id: {id}\ndata: payload of {id}\n\n")),
-    }
+    let mut update = Update::new("https://example.com/a", format!("payload of {id}"));
+    update.topics.push(format!("urn:{id}"));
+    update.private = id.ends_with('p');
+    Event::from_update(0, id.into(), &update)
 }
 
 fn events(ids: &[&str]) -> Vec<Event> {
@@ -157,7 +43,7 @@ fn seqs(events: &[tidings::event::SharedEvent]) -> Vec<u64> {
 
 #[tokio::test]
 async fn positions_are_contiguous_from_one_and_read_back_whole() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let log = open(&redis.url()).await;
     assert_eq!(log.last().await.unwrap(), 0);
 
@@ -194,7 +80,7 @@ async fn positions_are_contiguous_from_one_and_read_back_whole() {
 
 #[tokio::test]
 async fn a_duplicate_id_answers_the_first_position() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let log = open(&redis.url()).await;
     let answer = log.append(&events(&["a", "b", "a"])).await.unwrap();
     assert_eq!(
@@ -209,7 +95,7 @@ async fn a_duplicate_id_answers_the_first_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_appending_the_same_ids_at_once_store_each_once() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let names: Vec<String> = (0..400).map(|i| format!("id-{i}")).collect();
     let node = |log: Arc<dyn SharedLog>, names: Vec<String>| {
         tokio::spawn(async move {
@@ -246,7 +132,7 @@ async fn two_nodes_appending_the_same_ids_at_once_store_each_once() {
 
 #[tokio::test]
 async fn retention_bounds_events_bytes_and_age() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let url = |stream: &str| format!("{}?stream={stream}", redis.url());
     let nine = events(&["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
 
@@ -317,7 +203,7 @@ async fn retention_bounds_events_bytes_and_age() {
 
 #[tokio::test]
 async fn trimming_a_backlog_larger_than_a_chunk_empties_it() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let filler = open(&redis.url()).await;
     let names: Vec<String> = (0..5000).map(|i| format!("e{i}")).collect();
     for chunk in names.chunks(500) {
@@ -342,7 +228,7 @@ async fn trimming_a_backlog_larger_than_a_chunk_empties_it() {
 
 #[tokio::test]
 async fn follow_waits_and_wakes_on_an_append_from_another_node() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let (follower, publisher) = (open(&redis.url()).await, open(&redis.url()).await);
 
     let started = Instant::now();
@@ -388,9 +274,7 @@ async fn follow_waits_and_wakes_on_an_append_from_another_node() {
 
 #[tokio::test]
 async fn an_outage_answers_unavailable_quickly_and_the_log_comes_back_whole() {
-    let Some(mut redis) = Redis::start() else {
-        return;
-    };
+    let Some(mut redis) = redis() else { return };
     let log = open(&redis.url()).await;
     let mut acknowledged = Vec::new();
     for i in 0..20 {
@@ -438,14 +322,11 @@ async fn an_outage_answers_unavailable_quickly_and_the_log_comes_back_whole() {
     let read = log.read_after(0, 100).await.unwrap();
     assert_eq!(ids(&read), acknowledged);
     assert_eq!(seqs(&read), (1..=21).collect::<Vec<_>>());
-    assert!(redis.dir().join("appendonlydir").exists());
 }
 
 #[tokio::test]
 async fn a_killed_server_fails_a_blocked_follow() {
-    let Some(mut redis) = Redis::start() else {
-        return;
-    };
+    let Some(mut redis) = redis() else { return };
     let log = open(&redis.url()).await;
     let follow = tokio::spawn({
         let log = Arc::clone(&log);
@@ -461,7 +342,7 @@ async fn a_killed_server_fails_a_blocked_follow() {
 
 #[tokio::test]
 async fn missing_replicas_answer_unavailable_and_the_retry_a_duplicate() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let log = open(&format!("{}?replicas=1&replica_timeout=100", redis.url())).await;
     let started = Instant::now();
     let answer = log.append(&events(&["a"])).await;
@@ -481,7 +362,7 @@ async fn missing_replicas_answer_unavailable_and_the_retry_a_duplicate() {
 
 #[tokio::test]
 async fn bad_urls_are_refused_clearly_without_credentials() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let unknown = history::connect(
         &format!("{}?stream=x&colour=red&replica=1", redis.url()),
         Retention::default(),
@@ -508,19 +389,22 @@ async fn bad_urls_are_refused_clearly_without_credentials() {
         "{braces:?}"
     );
 
-    let log = open(&format!("redis://127.0.0.1:{}/2?stream=named", redis.port)).await;
+    let log = open(&format!(
+        "redis://127.0.0.1:{}/2?stream=named",
+        redis.port()
+    ))
+    .await;
     assert_eq!(
         log.describe(),
-        format!("redis://127.0.0.1:{}/2 stream named", redis.port)
+        format!("redis://127.0.0.1:{}/2 stream named", redis.port())
     );
 }
 
 #[tokio::test]
 async fn credentials_stay_out_of_descriptions_and_errors() {
-    let Some(redis) = Redis::start_with(&["--requirepass", "open-sesame"]) else {
-        return;
-    };
-    let url = |password: &str| format!("redis://:{password}@127.0.0.1:{}/0", redis.port);
+    let Some(redis) = redis() else { return };
+    redis.cli(&["CONFIG", "SET", "requirepass", "open-sesame"]);
+    let url = |password: &str| format!("redis://:{password}@127.0.0.1:{}/0", redis.port());
     let refused = history::connect(&url("wrong-guess"), Retention::default())
         .await
         .err()
@@ -540,7 +424,7 @@ async fn credentials_stay_out_of_descriptions_and_errors() {
 
 #[tokio::test]
 async fn appends_per_second_in_batches_of_64() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = redis() else { return };
     let log = open(&redis.url()).await;
     let names: Vec<String> = (0..64 * 100).map(|i| format!("bench-{i}")).collect();
     let started = Instant::now();
