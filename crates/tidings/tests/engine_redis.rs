@@ -441,3 +441,74 @@ async fn appends_per_second_in_batches_of_64() {
     );
     assert_eq!(log.last().await.unwrap(), names.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_loses_no_acknowledged_event() {
+    let Some(mut sentinel) = tidings_testkit::Sentinel::start() else {
+        return;
+    };
+    let url = format!("{}?replicas=1&replica_timeout=500", sentinel.url());
+    let log = open(&url).await;
+
+    // Publishes one event at a time, as publishers do, and keeps the ids
+    // that were acknowledged; stops once `stop` is set.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = tokio::spawn({
+        let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+        async move {
+            let (mut acknowledged, mut refused) = (Vec::new(), 0);
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let id = format!("e{i}");
+                match log.append(&events(&[&id])).await {
+                    Ok(_) => acknowledged.push(id),
+                    Err(HistoryError::Unavailable(_)) => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            (acknowledged, refused)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sentinel.kill_primary();
+    let failed_over =
+        tokio::task::block_in_place(|| sentinel.wait_for_failover(Duration::from_secs(30)));
+    assert!(failed_over, "no failover\n{}", sentinel.logs());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, refused) = publisher.await.unwrap();
+    println!(
+        "failover: {} acknowledged, {refused} refused while the primary was away",
+        acknowledged.len()
+    );
+    assert!(!acknowledged.is_empty());
+
+    // The same log object now reads from the new primary.
+    let mut stored = Vec::new();
+    for _ in 0..50 {
+        match log.read_after(0, 100_000).await {
+            Ok(read) => {
+                stored = read;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let stored_ids = ids(&stored);
+    for id in &acknowledged {
+        assert!(stored_ids.contains(id), "acknowledged {id} was lost");
+    }
+    assert_eq!(seqs(&stored), (1..=stored.len() as u64).collect::<Vec<_>>());
+    // The new primary has no replica left: appends are refused, not
+    // acknowledged on one copy.
+    let answer = log.append(&events(&["after"])).await;
+    assert!(
+        matches!(&answer, Err(HistoryError::Unavailable(why)) if why.contains("0 of 1 replicas")),
+        "{answer:?}"
+    );
+}
