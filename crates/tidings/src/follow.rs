@@ -29,7 +29,10 @@ const LAST_RETRY: Duration = Duration::from_secs(5);
 pub(crate) async fn follow(core: Weak<Core>, log: Arc<dyn SharedLog>, stop: CancellationToken) {
     let mut retry = FIRST_RETRY;
     loop {
-        let Some(after) = core.upgrade().map(|core| core.index.lock().last_dispatched()) else {
+        let Some(after) = core
+            .upgrade()
+            .map(|core| core.index.lock().last_dispatched())
+        else {
             return;
         };
         let read = tokio::select! {

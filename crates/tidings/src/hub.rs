@@ -111,7 +111,10 @@ impl Hub {
         let last = newest(&log).await?;
         let (presence, announcements) = match config.subscriptions {
             true => {
-                let cursor = last.as_ref().and_then(|(_, id)| id.as_deref()).map(String::from);
+                let cursor = last
+                    .as_ref()
+                    .and_then(|(_, id)| id.as_deref())
+                    .map(String::from);
                 let (presence, announcements) = Presence::new(config.path(), cursor);
                 (Some(presence), Some(announcements))
             }
@@ -137,7 +140,8 @@ impl Hub {
         }
         let shutdown = CancellationToken::new();
         if let Log::Shared(log) = &core.log {
-            let follower = crate::follow::follow(Arc::downgrade(&core), log.clone(), shutdown.clone());
+            let follower =
+                crate::follow::follow(Arc::downgrade(&core), log.clone(), shutdown.clone());
             tokio::spawn(follower);
         }
         tokio::spawn(sweep_loop(Arc::downgrade(&core), shutdown.clone()));
@@ -323,7 +327,12 @@ impl Hub {
     /// The id of the last event dispatched, the hub's current
     /// reconciliation cursor.
     pub fn last_event_id(&self) -> Option<String> {
-        self.shared.core.index.lock().last_event_id().map(Into::into)
+        self.shared
+            .core
+            .index
+            .lock()
+            .last_event_id()
+            .map(Into::into)
     }
 
     /// Whether the hub's log answers (a shared log can be out of reach).
@@ -369,7 +378,11 @@ impl Core {
 
     /// Resolves once the event at `seq` has been dispatched here.
     pub(crate) async fn dispatched_through(&self, seq: u64) {
-        let _ = self.dispatched.subscribe().wait_for(|last| *last >= seq).await;
+        let _ = self
+            .dispatched
+            .subscribe()
+            .wait_for(|last| *last >= seq)
+            .await;
     }
 }
 
@@ -384,7 +397,10 @@ async fn newest(log: &Log) -> Result<Option<(u64, Option<Box<str>>)>, HistoryErr
                 return Ok(None);
             }
             let newest = log.read_after(seq - 1, 1).await?;
-            let id = newest.first().filter(|event| event.seq == seq).map(|event| event.id.clone());
+            let id = newest
+                .first()
+                .filter(|event| event.seq == seq)
+                .map(|event| event.id.clone());
             Ok(Some((seq, id)))
         }
     }

@@ -146,8 +146,7 @@ impl Presence {
         let Some(last) = events.last() else { return };
         let mut registry = self.registry.lock();
         for event in events {
-            let (Some(subscription), Some(id)) = (&event.subscription, event.topics.first())
-            else {
+            let (Some(subscription), Some(id)) = (&event.subscription, event.topics.first()) else {
                 continue;
             };
             match subscription {
@@ -462,8 +461,11 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(n, id)| {
-                let mut event =
-                    crate::event::Event::from_update(n as u64 + 1, format!("e{}", n + 1), &Update::new(id, ""));
+                let mut event = crate::event::Event::from_update(
+                    n as u64 + 1,
+                    format!("e{}", n + 1),
+                    &Update::new(id, ""),
+                );
                 event.subscription = Some(Subscription::Active(id.as_str().into()));
                 Arc::new(event)
             })

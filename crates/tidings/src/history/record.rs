@@ -151,7 +151,10 @@ mod tests {
             assert!(back.private);
             assert_eq!(back.frame, event.frame);
             assert_eq!(back.subscription, event.subscription);
-            assert_eq!(RecordHead::read(&encode(&event, 42)).unwrap().appended_ms, 42);
+            assert_eq!(
+                RecordHead::read(&encode(&event, 42)).unwrap().appended_ms,
+                42
+            );
         }
     }
 

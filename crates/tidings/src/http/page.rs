@@ -46,7 +46,10 @@ pub async fn ready(State(http): State<Arc<HubHttp>>) -> (StatusCode, &'static st
     if http.hub.shutdown_token().is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
     } else if !http.hub.is_ready() {
-        (StatusCode::SERVICE_UNAVAILABLE, "the shared log is unreachable")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the shared log is unreachable",
+        )
     } else {
         (StatusCode::OK, "ready")
     }

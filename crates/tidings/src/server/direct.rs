@@ -85,7 +85,10 @@ enum Parsed {
     Other,
     /// A GET event stream: what opening the subscription needs, copied out
     /// so that the request head's buffer can go.
-    EventStream { query: String, headers: HeaderMap },
+    EventStream {
+        query: String,
+        headers: HeaderMap,
+    },
 }
 
 /// Parses the request head; synchronous, so the parser's borrows of the
