@@ -22,6 +22,14 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Render JSON result lines as a Markdown table inside a document.
     Table(TableArgs),
+    /// Run one measurement against a cluster of nodes (or a peer's
+    /// equivalent); prints a summary on stderr and one JSON line on stdout.
+    Cluster(Box<crate::cluster::ClusterArgs>),
+    /// Hold part of a cluster run's subscriptions (started by `cluster`).
+    #[command(hide = true)]
+    Hold(Box<crate::cluster::hold::HoldArgs>),
+    /// Render cluster result lines as Markdown tables inside a document.
+    ClusterTable(TableArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

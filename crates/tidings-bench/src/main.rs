@@ -4,6 +4,7 @@
 
 mod chunked;
 mod cli;
+mod cluster;
 mod fleet;
 mod h1;
 mod h2;
@@ -64,6 +65,33 @@ fn main() -> anyhow::Result<ExitCode> {
             let reports = table::parse(&results)?;
             let doc = std::fs::read_to_string(&args.doc)?;
             let doc = table::splice(&doc, &reports, &args.baseline, &args.note)?;
+            std::fs::write(&args.doc, doc)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cluster(args) => {
+            limits::raise_nofile()?;
+            let report = cluster::main(*args)?;
+            eprintln!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Hold(args) => {
+            cluster::hold::main(*args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ClusterTable(args) => {
+            let results = std::fs::read_to_string(&args.results)?;
+            let reports = results
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<Vec<cluster::ClusterReport>, _>>()?;
+            let doc = std::fs::read_to_string(&args.doc)?;
+            let doc = cluster::table::splice(&doc, &reports, &args.note)?;
             std::fs::write(&args.doc, doc)?;
             Ok(ExitCode::SUCCESS)
         }

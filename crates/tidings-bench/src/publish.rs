@@ -16,6 +16,7 @@ use clap::ValueEnum;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,35 +98,81 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// Per-stream counts of events the server accepted.
+/// Per-stream counts of events the server accepted, and how long the
+/// accepted ones took to be answered.
 #[derive(Debug)]
 pub struct Published {
     counts: Box<[AtomicU64]>,
+    answers: std::sync::Mutex<Histogram<u64>>,
 }
 
 impl Published {
     fn new(streams: u32) -> Published {
         Published {
             counts: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+            answers: std::sync::Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3)
+                    .expect("static histogram bounds are valid"),
+            ),
         }
     }
 
     pub fn get(&self, stream: u32) -> u64 {
         self.counts[stream as usize].load(Relaxed)
     }
+
+    /// Every stream's count.
+    pub fn counts(&self) -> Vec<u64> {
+        self.counts.iter().map(|c| c.load(Relaxed)).collect()
+    }
+
+    /// p50 and p99 of the time from writing a publication to its answer, in µs.
+    pub fn answer_us(&self) -> (u64, u64) {
+        let hist = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        (hist.value_at_quantile(0.5), hist.value_at_quantile(0.99))
+    }
+}
+
+/// How many events to publish, how fast, and for how long at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub events: u64,
+    /// Events per second; 0: as fast as the connections go.
+    pub rate: f64,
+    /// No event is handed out after this long.
+    pub until: Option<Duration>,
 }
 
 /// Publishes `events` events at `rate` per second (0: as fast as the
-/// connections go) over `connections` connections. `pick(i)` gives the
-/// stream and topic of event `i`; streams must be below `streams`.
+/// connections go) over `connections` connections to one target.
+/// `pick(i)` gives the stream and topic of event `i`; streams must be
+/// below `streams`.
 pub async fn run(
     target: &Target,
     connections: usize,
     streams: u32,
     events: u64,
     rate: f64,
+    pick: impl FnMut(u64) -> (u32, String),
+) -> anyhow::Result<(Outcome, Arc<Published>)> {
+    let pace = Pace {
+        events,
+        rate,
+        until: None,
+    };
+    run_spread(std::slice::from_ref(target), connections, streams, pace, pick).await
+}
+
+/// Like [`run`], with connection `j` publishing to `targets[j % len]`
+/// (the nodes of a cluster), and a time limit.
+pub async fn run_spread(
+    targets: &[Target],
+    connections: usize,
+    streams: u32,
+    pace: Pace,
     mut pick: impl FnMut(u64) -> (u32, String),
 ) -> anyhow::Result<(Outcome, Arc<Published>)> {
+    anyhow::ensure!(!targets.is_empty(), "no publication target");
     let published = Arc::new(Published::new(streams));
     let failed = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
@@ -133,18 +180,24 @@ pub async fn run(
     // instead of piling events up, and the achieved rate shows it.
     let (sender, jobs) = mpsc::channel(connections.max(1));
     let jobs = Arc::new(Mutex::new(jobs));
-    for _ in 0..connections.max(1) {
+    for j in 0..connections.max(1) {
         workers.spawn(worker(
-            target.clone(),
+            targets[j % targets.len()].clone(),
             jobs.clone(),
             published.clone(),
             failed.clone(),
         ));
     }
 
+    let (events, rate) = (pace.events, pace.rate);
+    let mut attempted = 0;
     let mut next_seq = vec![0u64; streams as usize];
     let start = Instant::now();
     for i in 0..events {
+        if pace.until.is_some_and(|limit| start.elapsed() >= limit) {
+            break;
+        }
+        attempted += 1;
         if rate > 0.0 {
             tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into())
                 .await;
@@ -167,7 +220,7 @@ pub async fn run(
         done?;
     }
     let outcome = Outcome {
-        attempted: events,
+        attempted,
         failed: failed.load(Relaxed),
         elapsed: start.elapsed(),
     };
@@ -185,11 +238,18 @@ async fn worker(
         let Some(job) = jobs.lock().await.recv().await else {
             break;
         };
+        let sent = Instant::now();
         let result = tokio::time::timeout(ANSWER_TIMEOUT, publish_one(&target, &mut conn, &job))
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {ANSWER_TIMEOUT:?}")));
         match result {
             Ok(()) => {
+                let us = sent.elapsed().as_micros() as u64;
+                published
+                    .answers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .saturating_record(us.max(1));
                 published.counts[job.stream as usize].fetch_add(1, Relaxed);
             }
             Err(e) => {

@@ -141,18 +141,18 @@ pub fn splice(
     baseline: &str,
     notes: &[String],
 ) -> anyhow::Result<String> {
-    let (Some(begin), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
-        bail!("the document has no {BEGIN} ... {END} section");
+    splice_between(doc, BEGIN, END, &render(reports, baseline, notes))
+}
+
+/// Replaces what lies between the lines `begin` and `end` of `doc` with `body`.
+pub fn splice_between(doc: &str, begin: &str, end: &str, body: &str) -> anyhow::Result<String> {
+    let (Some(start), Some(stop)) = (doc.find(begin), doc.find(end)) else {
+        bail!("the document has no {begin} ... {end} section");
     };
-    if end < begin {
-        bail!("{END} comes before {BEGIN}");
+    if stop < start {
+        bail!("{end} comes before {begin}");
     }
-    Ok(format!(
-        "{}{BEGIN}\n{}{}",
-        &doc[..begin],
-        render(reports, baseline, notes),
-        &doc[end..]
-    ))
+    Ok(format!("{}{begin}\n{body}{}", &doc[..start], &doc[stop..]))
 }
 
 fn render(reports: &[Report], baseline: &str, notes: &[String]) -> String {
@@ -246,7 +246,7 @@ fn status_word(status: Status) -> &'static str {
     }
 }
 
-fn count(v: f64) -> String {
+pub fn count(v: f64) -> String {
     let n = v.round() as u64;
     let digits = n.to_string();
     let mut out = String::new();
@@ -259,7 +259,7 @@ fn count(v: f64) -> String {
     out
 }
 
-fn bytes(v: f64) -> String {
+pub fn bytes(v: f64) -> String {
     if v.abs() >= 1024.0 {
         format!("{:.1} KiB", v / 1024.0)
     } else {
@@ -267,7 +267,7 @@ fn bytes(v: f64) -> String {
     }
 }
 
-fn micros(v: f64) -> String {
+pub fn micros(v: f64) -> String {
     if v >= 10_000.0 {
         format!("{:.1} ms", v / 1000.0)
     } else {
@@ -275,7 +275,7 @@ fn micros(v: f64) -> String {
     }
 }
 
-fn nanos(v: f64) -> String {
+pub fn nanos(v: f64) -> String {
     if v >= 10_000_000.0 {
         format!("{:.1} ms", v / 1_000_000.0)
     } else if v >= 1_000_000.0 {

@@ -24,6 +24,8 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 #[derive(Debug)]
 struct Sub {
     stream: u32,
+    /// Whose latencies this subscriber's go with (in a cluster: its node).
+    group: u32,
     /// Lowest sequence number not received yet.
     next: AtomicU64,
     /// Bit `k` set: `next + k` was received (bit 0 never is).
@@ -53,7 +55,7 @@ pub struct Summary {
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct Latency {
     pub p50_us: u64,
     pub p99_us: u64,
@@ -64,10 +66,21 @@ impl Tally {
     /// `streams[i]` is the stream subscriber `i` follows; it expects
     /// sequence numbers from `first_seq` on.
     pub fn new(streams: impl IntoIterator<Item = u32>, first_seq: u64) -> Tally {
-        let subs = streams
+        Tally::grouped(streams.into_iter().map(|stream| (stream, 0)), 1, first_seq)
+    }
+
+    /// Like [`Tally::new`], each subscriber given as `(stream, group)`;
+    /// latencies are kept apart for each of `groups` groups.
+    pub fn grouped(
+        subs: impl IntoIterator<Item = (u32, u32)>,
+        groups: u32,
+        first_seq: u64,
+    ) -> Tally {
+        let subs = subs
             .into_iter()
-            .map(|stream| Sub {
+            .map(|(stream, group)| Sub {
                 stream,
+                group: group.min(groups.max(1) - 1),
                 next: AtomicU64::new(first_seq),
                 window: AtomicU64::new(0),
                 ok: AtomicU64::new(0),
@@ -75,13 +88,8 @@ impl Tally {
                 foreign: AtomicU64::new(0),
             })
             .collect();
-        let latency = (0..SHARDS)
-            .map(|_| {
-                Mutex::new(
-                    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-                        .expect("static histogram bounds are valid"),
-                )
-            })
+        let latency = (0..SHARDS * groups.max(1) as usize)
+            .map(|_| Mutex::new(empty_histogram()))
             .collect();
         Tally {
             subs,
@@ -111,7 +119,8 @@ impl Tally {
         }
         s.ok.fetch_add(1, Relaxed);
         let us = now.saturating_sub(p.sent_nanos) / 1_000;
-        let mut hist = self.latency[sub % SHARDS]
+        let shard = s.group as usize * SHARDS + sub % SHARDS;
+        let mut hist = self.latency[shard]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         hist.saturating_record(us.clamp(1, MAX_LATENCY_US));
@@ -134,17 +143,37 @@ impl Tally {
     }
 
     pub fn latency(&self) -> Latency {
-        let mut all = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)
-            .expect("static histogram bounds are valid");
-        for shard in self.latency.iter() {
+        Latency::of(&self.histogram(0..self.latency.len()))
+    }
+
+    /// The latencies of one group's subscribers.
+    pub fn group_histogram(&self, group: u32) -> Histogram<u64> {
+        let first = group as usize * SHARDS;
+        self.histogram(first..(first + SHARDS).min(self.latency.len()))
+    }
+
+    fn histogram(&self, shards: std::ops::Range<usize>) -> Histogram<u64> {
+        let mut all = empty_histogram();
+        for shard in &self.latency[shards] {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             // Same bounds on both sides, so adding cannot fail.
             let _ = all.add(&*shard);
         }
+        all
+    }
+}
+
+/// A latency histogram with the tally's bounds.
+pub fn empty_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
+}
+
+impl Latency {
+    pub fn of(hist: &Histogram<u64>) -> Latency {
         Latency {
-            p50_us: all.value_at_quantile(0.50),
-            p99_us: all.value_at_quantile(0.99),
-            max_us: all.max(),
+            p50_us: hist.value_at_quantile(0.50),
+            p99_us: hist.value_at_quantile(0.99),
+            max_us: hist.max(),
         }
     }
 }

@@ -224,7 +224,7 @@ fn check_deliveries(
 
 /// Waits until `expected` events have been delivered, or until none has
 /// arrived for `idle`; returns when the last delivery was seen.
-async fn drain(tally: &Tally, expected: u64, idle: Duration) -> Instant {
+pub(crate) async fn drain(tally: &Tally, expected: u64, idle: Duration) -> Instant {
     const POLL: Duration = Duration::from_millis(5);
     let mut seen = tally.delivered();
     let mut last_progress = Instant::now();
