@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tidings::auth::{AuthConfig, Generation, KeySet, KeySource, Role, TokenRequest};
 use tidings::history::{Durability, RedbHistory, Retention};
-use tidings::{Bounds, History, Hub, HubConfig, MemoryHistory};
+use tidings::{Bounds, Hub, HubConfig, Log, MemoryHistory};
 use url::Url;
 
 /// Every setting is optional here so that a flag, a variable or the file
@@ -97,7 +97,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_RETRY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<u64>,
-    /// Where history is kept: redb (on disk, in --data-dir) or memory (lost on restart) [default: redb].
+    /// Where history is kept: redb (on disk, in --data-dir), memory (lost on restart), or a log
+    /// engine shared by the nodes of a cluster: redis://HOST:PORT[/DB], rediss://…,
+    /// redis+sentinel://HOST:PORT[,…]/MASTER, nats://HOST:PORT[,HOST:PORT…] (with ?stream=NAME)
+    /// [default: redb].
     #[arg(long, env = "TIDINGS_HISTORY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<String>,
@@ -110,7 +113,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_DURABILITY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub durability: Option<String>,
-    /// Events older than this leave history, e.g. 24h (redb history only) [default: none].
+    /// Events older than this leave history, e.g. 24h (not with memory history) [default: none].
     #[arg(long, env = "TIDINGS_RETAIN_AGE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retain_age: Option<String>,
@@ -240,8 +243,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(head_timeout) = duration(&args.head_timeout)? {
         config.limits.head_timeout = head_timeout;
     }
-    let (history, store) = history(&args)?;
-    let hub = Hub::start(config, history)
+    let (log, store) = history(&args).await?;
+    let hub = Hub::start(config, log)
         .await
         .context("cannot start the hub")?;
     println!("tidings hub: {url}");
@@ -295,36 +298,48 @@ fn raise_open_files_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// The hub's history, and the redb store again when it is one, to close at exit.
-type Stores = (Arc<dyn History>, Option<Arc<RedbHistory>>);
+/// The hub's log, and the redb store again when it is one, to close at exit.
+type Stores = (Log, Option<Arc<RedbHistory>>);
 
-/// Opens the history store the settings ask for.
-fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
+/// Opens the history store, or joins the log engine, the settings ask for.
+async fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
     let events = args.retain_events.unwrap_or(100_000);
     let bytes = args.retain_bytes.unwrap_or(256 << 20);
     let age = duration(&args.retain_age)?;
+    let retention = Retention {
+        events: Some(events as u64),
+        age,
+        bytes: Some(bytes as u64),
+    };
     match args.history.as_deref().unwrap_or("redb") {
-        "memory" if age.is_some() => bail!("--retain-age needs --history redb"),
-        "memory" => Ok((Arc::new(MemoryHistory::new(events, bytes)), None)),
+        "memory" if age.is_some() => bail!("--retain-age needs --history redb or a log engine"),
+        "memory" => Ok((
+            Log::Local(Arc::new(MemoryHistory::new(events, bytes))),
+            None,
+        )),
         "redb" => {
             let durability = match args.durability.as_deref().unwrap_or("immediate") {
                 "immediate" => Durability::Immediate,
                 "eventual" => Durability::Eventual,
                 other => bail!("unknown durability `{other}` (use immediate or eventual)"),
             };
-            let retention = Retention {
-                events: Some(events as u64),
-                age,
-                bytes: Some(bytes as u64),
-            };
             let dir = args
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("tidings-data"));
             let store = Arc::new(RedbHistory::open(dir, durability, retention)?);
-            Ok((store.clone(), Some(store)))
+            Ok((Log::Local(store.clone()), Some(store)))
         }
-        other => bail!("unknown history `{other}` (use redb or memory)"),
+        engine if engine.contains("://") => {
+            let log = tidings::history::connect(engine, retention)
+                .await
+                .context("cannot join the shared log")?;
+            tracing::info!(engine = %log.describe(), "a node of the cluster on this log");
+            Ok((Log::Shared(log), None))
+        }
+        other => bail!(
+            "unknown history `{other}` (use redb, memory, or an engine URL: redis://… or nats://…)"
+        ),
     }
 }
 

@@ -255,7 +255,7 @@ async fn replay(total: u64) {
             grants: None,
         };
         let started = Instant::now();
-        let mut stream = hub.subscribe(request).expect("subscribe");
+        let mut stream = hub.subscribe(request).await.expect("subscribe");
         let (mut events, mut first) = (0, None);
         // Nothing is published meanwhile: the replay ends at `expected`.
         while events < expected {

@@ -66,11 +66,12 @@ async fn hub() -> Hub {
         .expect("hub")
 }
 
-fn subscribe(hub: &Hub, kind: MatchKind, matcher: String) -> EventStream {
+async fn subscribe(hub: &Hub, kind: MatchKind, matcher: String) -> EventStream {
     hub.subscribe(SubscribeRequest {
         matchers: vec![(kind, matcher)],
         ..SubscribeRequest::default()
     })
+    .await
     .expect("subscription")
 }
 
@@ -78,16 +79,12 @@ fn subscribe(hub: &Hub, kind: MatchKind, matcher: String) -> EventStream {
 /// subscribers on other exact topics.
 async fn exact(others: usize) -> f64 {
     let hub = hub().await;
-    let _others: Vec<EventStream> = (0..others)
-        .map(|n| {
-            subscribe(
-                &hub,
-                MatchKind::Exact,
-                format!("https://example.com/other/{n}"),
-            )
-        })
-        .collect();
-    let target = subscribe(&hub, MatchKind::Exact, "https://example.com/target".into());
+    let mut _others = Vec::with_capacity(others);
+    for n in 0..others {
+        let matcher = format!("https://example.com/other/{n}");
+        _others.push(subscribe(&hub, MatchKind::Exact, matcher).await);
+    }
+    let target = subscribe(&hub, MatchKind::Exact, "https://example.com/target".into()).await;
     rate(&hub, target, |_| "https://example.com/target".into()).await
 }
 
@@ -95,15 +92,11 @@ async fn exact(others: usize) -> f64 {
 /// and every event goes to a new topic matching one of them.
 async fn patterns(count: usize) -> f64 {
     let hub = hub().await;
-    let mut streams: Vec<EventStream> = (0..count)
-        .map(|n| {
-            subscribe(
-                &hub,
-                MatchKind::Selector,
-                format!("https://example.com/t/{n}/{{id}}"),
-            )
-        })
-        .collect();
+    let mut streams = Vec::with_capacity(count);
+    for n in 0..count {
+        let matcher = format!("https://example.com/t/{n}/{{id}}");
+        streams.push(subscribe(&hub, MatchKind::Selector, matcher).await);
+    }
     let target = streams.swap_remove(0);
     rate(&hub, target, |i| format!("https://example.com/t/0/{i}")).await
 }

@@ -39,6 +39,19 @@ pub struct Event {
     pub private: bool,
     /// The complete `text/event-stream` frame, blank line included.
     pub frame: Bytes,
+    /// For a subscription event (active subscriptions), what it does to the
+    /// list: it travels with the event, so every node that dispatches the
+    /// event keeps the same list.
+    pub(crate) subscription: Option<Subscription>,
+}
+
+/// What a subscription event does to the list of active subscriptions. The
+/// subscription is the event's first topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Subscription {
+    /// Started (or still active), described by this document.
+    Active(Arc<str>),
+    Ended,
 }
 
 pub type SharedEvent = Arc<Event>;
@@ -52,6 +65,7 @@ impl Event {
             topics: update.topics.iter().map(|t| t.as_str().into()).collect(),
             private: update.private,
             frame,
+            subscription: None,
         }
     }
 

@@ -1,18 +1,19 @@
-//! The hub: sequencing, dispatch and the lifecycle of subscriptions.
+//! The hub: publishing, the lifecycle of subscriptions, and the sweeper.
 //!
 //! Publishing funnels every update through one committer ([`crate::commit`]),
-//! which gives it its place in the order, appends it to history, dispatches
-//! it, then acknowledges it. A subscriber registers under the same lock
-//! dispatch holds, so it learns
-//! exactly which sequence its replay must stop at: live events after that
-//! point reach its queue, earlier ones come from history. Nothing is lost or
-//! sent twice across the switch.
+//! which has the log take it: a local store in the order this hub gives, or
+//! a shared log in the order its engine gives to every node of a cluster.
+//! Dispatch ([`crate::dispatch`]) follows the log's order. A subscriber
+//! registers under the same lock dispatch holds, so it learns exactly which
+//! position its replay must stop at: live events after that point reach its
+//! queue, earlier ones come from the log. Nothing is lost or sent twice
+//! across the switch.
 
 use crate::auth::{Authorizer, Grants};
-use crate::commit::Job;
+use crate::commit::{Job, Published};
 use crate::config::HubConfig;
-use crate::event::{SharedEvent, Update};
-use crate::history::{History, HistoryError};
+use crate::event::Update;
+use crate::history::{HistoryError, Log};
 use crate::index::Index;
 use crate::matcher::{MatchKind, Matcher, MatcherError};
 use crate::metrics::Metrics;
@@ -22,10 +23,10 @@ use crate::publish::Rejection;
 use crate::stream::{EventStream, Start};
 use crate::subscriber::{Deadline, Subscriber};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How often history retention runs; a run still going is not doubled.
@@ -37,11 +38,15 @@ pub struct Hub {
     shared: Arc<Shared>,
 }
 
-/// What the committer thread, the sweeper and every stream share.
+/// What the committer, the follower, the sweeper and every stream share.
 pub(crate) struct Core {
     pub config: HubConfig,
-    pub history: Arc<dyn History>,
+    pub log: Log,
     pub index: Mutex<Index>,
+    /// The position of the last event dispatched, for those who wait on it.
+    pub dispatched: watch::Sender<u64>,
+    /// Whether the shared log answered last time; always true for a local one.
+    pub engine_reachable: AtomicBool,
     pub metrics: Metrics,
     /// Active subscriptions; `None`, and free, when the feature is off.
     pub presence: Option<Presence>,
@@ -98,25 +103,29 @@ pub struct SubscribeRequest {
 }
 
 impl Hub {
-    /// Starts a hub: its committer thread and its sweeper task. Needs a
-    /// Tokio runtime.
-    pub async fn start(
-        config: HubConfig,
-        history: Arc<dyn History>,
-    ) -> Result<Hub, crate::StartError> {
+    /// Starts a hub on `log`: its committer, its follower for a shared log,
+    /// and its sweeper task. Needs a Tokio runtime.
+    pub async fn start(config: HubConfig, log: impl Into<Log>) -> Result<Hub, crate::StartError> {
+        let log = log.into();
         let auth = Authorizer::new(config.auth.clone(), &config.url).await?;
-        let last = history.last()?;
+        let last = newest(&log).await?;
         let (presence, announcements) = match config.subscriptions {
             true => {
-                let cursor = last.as_ref().map(|(_, id)| id.to_string());
+                let cursor = last
+                    .as_ref()
+                    .and_then(|(_, id)| id.as_deref())
+                    .map(String::from);
                 let (presence, announcements) = Presence::new(config.path(), cursor);
                 (Some(presence), Some(announcements))
             }
             false => (None, None),
         };
+        let dispatched = watch::Sender::new(last.as_ref().map_or(0, |(seq, _)| *seq));
         let core = Arc::new(Core {
             index: Mutex::new(Index::new(config.url.clone(), last)),
-            history,
+            log,
+            dispatched,
+            engine_reachable: AtomicBool::new(true),
             metrics: Metrics::new(),
             config,
             presence,
@@ -130,6 +139,11 @@ impl Hub {
             ));
         }
         let shutdown = CancellationToken::new();
+        if let Log::Shared(log) = &core.log {
+            let follower =
+                crate::follow::follow(Arc::downgrade(&core), log.clone(), shutdown.clone());
+            tokio::spawn(follower);
+        }
         tokio::spawn(sweep_loop(Arc::downgrade(&core), shutdown.clone()));
         Ok(Hub {
             shared: Arc::new(Shared {
@@ -159,19 +173,18 @@ impl Hub {
         self.shared.shutdown.clone()
     }
 
-    /// Publishes an update from inside the process; returns its id once it
-    /// is stored and dispatched. The same rules apply as over HTTP.
+    /// Publishes an update from inside the process; returns its id once the
+    /// log has it (with a local store, once it is dispatched too). The same
+    /// rules apply as over HTTP, idempotency included: an id already in the
+    /// log is answered as the first time and not published again.
     pub async fn publish(&self, update: Update) -> Result<String, PublishError> {
         crate::publish::check(&update, self.config())?;
         self.publish_checked(update)
             .await
-            .map(|event| event.id.to_string())
+            .map(|published| published.id.into())
     }
 
-    pub(crate) async fn publish_checked(
-        &self,
-        update: Update,
-    ) -> Result<SharedEvent, PublishError> {
+    pub(crate) async fn publish_checked(&self, update: Update) -> Result<Published, PublishError> {
         if self.shared.shutdown.is_cancelled() {
             return Err(PublishError::ShuttingDown);
         }
@@ -180,7 +193,7 @@ impl Hub {
         if self.shared.jobs.send(job).await.is_err() {
             return Err(PublishError::ShuttingDown);
         }
-        let event = acknowledged
+        let published = acknowledged
             .await
             .map_err(|_| PublishError::ShuttingDown)??;
         let metrics = &self.shared.core.metrics;
@@ -188,12 +201,15 @@ impl Hub {
         metrics
             .publish_seconds
             .observe(started.elapsed().as_secs_f64());
-        Ok(event)
+        Ok(published)
     }
 
     /// Opens a subscription: registers it for live events and prepares the
-    /// replay of what it missed.
-    pub fn subscribe(&self, request: SubscribeRequest) -> Result<EventStream, SubscribeError> {
+    /// replay of what it missed. Waits only to find a cursor in a shared log.
+    pub async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<EventStream, SubscribeError> {
         let core = &self.shared.core;
         let limits = core.config.limits;
         if request.matchers.is_empty() {
@@ -212,7 +228,7 @@ impl Hub {
             Some("earliest") => Some((0, "earliest".into())),
             // An unknown or discarded id replays everything retained; the
             // `earliest` answer tells the client that events may be lost.
-            Some(id) => Some(match core.history.locate(id)? {
+            Some(id) => Some(match core.log.locate(id).await? {
                 Some(seq) => (seq, id.into()),
                 None => (0, "earliest".into()),
             }),
@@ -223,6 +239,9 @@ impl Hub {
             matchers.into(),
             request.grants.clone(),
             self.deadline(request.grants.as_deref()),
+            // A cursor this node has not dispatched yet (taken on a node
+            // ahead of it in the log) is where its live events begin.
+            resume.as_ref().map_or(0, |(after, _)| *after),
         ));
         let (live_after, start) = {
             let mut index = core.index.lock();
@@ -234,7 +253,7 @@ impl Hub {
             if index.len() >= limits.connections {
                 drop(index);
                 // One line per thousand refusals: a flood must not flood the logs.
-                if core.metrics.refused.inc() % 1000 == 0 {
+                if core.metrics.refused.inc().is_multiple_of(1000) {
                     tracing::warn!(
                         limit = limits.connections,
                         "refusing subscribers: at the connection limit"
@@ -305,9 +324,20 @@ impl Hub {
         earliest.map(Deadline::at)
     }
 
-    /// The id of the newest event, the hub's current reconciliation cursor.
-    pub fn last_event_id(&self) -> Result<Option<String>, HistoryError> {
-        Ok(self.shared.core.history.last()?.map(|(_, id)| id.into()))
+    /// The id of the last event dispatched, the hub's current
+    /// reconciliation cursor.
+    pub fn last_event_id(&self) -> Option<String> {
+        self.shared
+            .core
+            .index
+            .lock()
+            .last_event_id()
+            .map(Into::into)
+    }
+
+    /// Whether the hub's log answers (a shared log can be out of reach).
+    pub fn is_ready(&self) -> bool {
+        self.shared.core.engine_reachable.load(Ordering::Relaxed)
     }
 
     /// Ends every stream cleanly so clients reconnect elsewhere, and stops
@@ -343,6 +373,35 @@ impl Core {
     pub(crate) fn close_streams(&self, reason: CloseReason) {
         for subscriber in self.index.lock().subscribers() {
             subscriber.outbox.close(reason);
+        }
+    }
+
+    /// Resolves once the event at `seq` has been dispatched here.
+    pub(crate) async fn dispatched_through(&self, seq: u64) {
+        let _ = self
+            .dispatched
+            .subscribe()
+            .wait_for(|last| *last >= seq)
+            .await;
+    }
+}
+
+/// The newest event of `log`: its position and, while the log still holds
+/// it, its id.
+async fn newest(log: &Log) -> Result<Option<(u64, Option<Box<str>>)>, HistoryError> {
+    match log {
+        Log::Local(history) => Ok(history.last()?.map(|(seq, id)| (seq, Some(id)))),
+        Log::Shared(log) => {
+            let seq = log.last().await?;
+            if seq == 0 {
+                return Ok(None);
+            }
+            let newest = log.read_after(seq - 1, 1).await?;
+            let id = newest
+                .first()
+                .filter(|event| event.seq == seq)
+                .map(|event| event.id.clone());
+            Ok(Some((seq, id)))
         }
     }
 }
@@ -393,17 +452,23 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
                 subscriber.mark_active();
             }
         }
-        let stats = core.history.stats();
+        let stats = core.log.stats();
         core.metrics.history_events.set(stats.events as i64);
         core.metrics.history_bytes.set(stats.bytes as i64);
         ticks += 1;
-        if ticks % trim_ticks == 0 && trim.as_ref().is_none_or(|task| task.is_finished()) {
-            let history = core.history.clone();
-            trim = Some(tokio::task::spawn_blocking(move || {
-                if let Err(error) = history.trim() {
-                    tracing::warn!(%error, "history retention failed");
-                }
-            }));
+        if ticks.is_multiple_of(trim_ticks) && trim.as_ref().is_none_or(|task| task.is_finished()) {
+            trim = Some(match core.log.clone() {
+                Log::Local(history) => tokio::task::spawn_blocking(move || {
+                    if let Err(error) = history.trim() {
+                        tracing::warn!(%error, "history retention failed");
+                    }
+                }),
+                Log::Shared(log) => tokio::spawn(async move {
+                    if let Err(error) = log.trim().await {
+                        tracing::warn!(%error, "history retention failed");
+                    }
+                }),
+            });
         }
     }
 }

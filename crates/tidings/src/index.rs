@@ -53,12 +53,9 @@ pub struct Delivery {
 
 impl Index {
     /// An empty index whose live events start after `last`, the newest
-    /// event in history.
-    pub fn new(base: Url, last: Option<(u64, Box<str>)>) -> Index {
-        let (last_dispatched, start_id) = match last {
-            Some((seq, id)) => (seq, Some(id)),
-            None => (0, None),
-        };
+    /// event in the log (with its id while the log holds it).
+    pub fn new(base: Url, last: Option<(u64, Option<Box<str>>)>) -> Index {
+        let (last_dispatched, start_id) = last.unwrap_or((0, None));
         Index {
             base,
             exact: HashMap::new(),
@@ -85,6 +82,13 @@ impl Index {
 
     pub fn last_dispatched(&self) -> u64 {
         self.last_dispatched
+    }
+
+    /// Live events start after `seq` again: the shared log started over.
+    pub fn restart_at(&mut self, seq: u64) {
+        self.last_dispatched = seq;
+        self.last_event = None;
+        self.start_id = None;
     }
 
     pub fn len(&self) -> usize {

@@ -13,7 +13,9 @@ mod anchors;
 pub mod auth;
 mod commit;
 pub mod config;
+mod dispatch;
 pub mod event;
+mod follow;
 mod form;
 mod frame;
 pub mod history;
@@ -33,7 +35,7 @@ mod text;
 
 pub use config::{HubConfig, Limits};
 pub use event::Update;
-pub use history::{History, MemoryHistory};
+pub use history::{History, Log, MemoryHistory, SharedLog};
 pub use hub::{Hub, PublishError, SubscribeError, SubscribeRequest};
 pub use outbox::Bounds;
 pub use stream::{EventBody, EventStream};

@@ -27,6 +27,10 @@ pub enum CloseReason {
     Expired,
     /// The hub is shutting down.
     Shutdown,
+    /// This node missed events of the shared log (it fell behind its
+    /// retention, or the log was emptied): the client reconnects and resumes
+    /// from the log itself.
+    Behind,
 }
 
 impl CloseReason {
@@ -35,6 +39,7 @@ impl CloseReason {
             CloseReason::Slow => "slow consumer",
             CloseReason::Expired => "token expired or connection lifetime reached",
             CloseReason::Shutdown => "hub shutting down",
+            CloseReason::Behind => "this node fell behind the shared log",
         }
     }
 }

@@ -10,13 +10,15 @@
 //! fails for lack of room, and one channel keeps every subscription's start
 //! before its end. A task turns announcements into hub-generated updates and
 //! submits them to the committer, so they are sequenced, stored and replayed
-//! like any publication. The committer applies each update's [`Change`] to
-//! the list while it dispatches, so the list and its cursor always describe
-//! the same point of the event stream: a client can load the list, then
-//! follow the events from its cursor with no gap.
+//! like any publication. Each subscription event carries what it does to the
+//! list ([`Subscription`]), and dispatch applies it while it dispatches the
+//! event, so the list and its cursor always describe the same point of the
+//! event stream: a client can load the list, then follow the events from its
+//! cursor with no gap. In a cluster the events come back from the shared log
+//! to every node, so every node keeps the list of the whole cluster.
 
 use crate::commit::Job;
-use crate::event::{SharedEvent, Update};
+use crate::event::{SharedEvent, Subscription, Update};
 use crate::hub::Core;
 use crate::matcher::{MatchKind, Matcher};
 use crate::outbox::CloseReason;
@@ -42,7 +44,7 @@ const CONTEXT: &str = "https://mercure.rocks/";
 
 pub(crate) struct Presence {
     announcements: mpsc::UnboundedSender<Announcement>,
-    /// Written only by the committer, as it dispatches; the list and its
+    /// Written only by dispatch; the list and its
     /// cursor change together under this lock.
     registry: Mutex<Registry>,
     /// `{hub path}/subscriptions`, the root of every topic and API path.
@@ -55,13 +57,6 @@ enum Announcement {
     Started(Arc<Subscriber>),
     Ended(Arc<Subscriber>),
     Farewell,
-}
-
-/// What one subscription event does to the list.
-pub(crate) struct Change {
-    id: Box<str>,
-    /// The subscription's document while it is active; `None` removes it.
-    document: Option<Arc<str>>,
 }
 
 struct Registry {
@@ -145,21 +140,20 @@ impl Presence {
         self.farewell_done.cancelled().await
     }
 
-    /// Applies a dispatched batch to the list. Called by the committer with
-    /// the index lock held, after dispatching `events`.
-    pub(crate) fn dispatched<'a>(
-        &self,
-        changes: impl Iterator<Item = &'a Change>,
-        events: &[SharedEvent],
-    ) {
+    /// Applies a dispatched batch to the list. Called by dispatch with the
+    /// index lock held, after dispatching `events`.
+    pub(crate) fn dispatched(&self, events: &[SharedEvent]) {
         let Some(last) = events.last() else { return };
         let mut registry = self.registry.lock();
-        for change in changes {
-            match &change.document {
-                Some(document) => registry
-                    .documents
-                    .insert(change.id.clone(), document.clone()),
-                None => registry.documents.remove(&change.id),
+        for event in events {
+            let (Some(subscription), Some(id)) = (&event.subscription, event.topics.first()) else {
+                continue;
+            };
+            match subscription {
+                Subscription::Active(document) => {
+                    registry.documents.insert(id.clone(), document.clone())
+                }
+                Subscription::Ended => registry.documents.remove(id),
             };
         }
         registry.cursor = last.id.clone();
@@ -205,8 +199,8 @@ impl Presence {
                     .grants
                     .as_ref()
                     .and_then(|g| g.payload_for(matcher.source()));
-                let (update, change) = self.event(matcher, &identifier, payload, active);
-                Job::announcement(update, change)
+                let (update, subscription) = self.event(matcher, &identifier, payload, active);
+                Job::announcement(update, subscription)
             })
             .collect()
     }
@@ -219,7 +213,7 @@ impl Presence {
         subscriber: &str,
         payload: Option<&Value>,
         active: bool,
-    ) -> (Update, Change) {
+    ) -> (Update, Subscription) {
         let (id, body, kind) = match matcher.kind() {
             MatchKind::Selector => {
                 let id = format!(
@@ -262,9 +256,9 @@ impl Presence {
             }
         };
         let body = body.expect("documents of strings and JSON values serialize");
-        let change = Change {
-            id: id.as_str().into(),
-            document: active.then(|| Arc::from(body.as_str())),
+        let subscription = match active {
+            true => Subscription::Active(Arc::from(body.as_str())),
+            false => Subscription::Ended,
         };
         let update = Update {
             topics: vec![id],
@@ -273,7 +267,7 @@ impl Presence {
             kind,
             ..Update::default()
         };
-        (update, change)
+        (update, subscription)
     }
 }
 
@@ -356,8 +350,8 @@ async fn submit(jobs: &mpsc::Sender<Job>, batch: Vec<Job>) {
     }
 }
 
-/// Announces the end of every subscription still open, waits until the
-/// committer has stored and dispatched those events, then closes the
+/// Announces the end of every subscription still open, waits until those
+/// events are stored and dispatched, then closes the
 /// streams: queued events are still written before a stream ends.
 async fn farewell(core: &Core, presence: &Presence, jobs: &mpsc::Sender<Job>) {
     let ending: Vec<Arc<Subscriber>> = core
@@ -378,7 +372,11 @@ async fn farewell(core: &Core, presence: &Presence, jobs: &mpsc::Sender<Job>) {
     });
     submit(jobs, batch).await;
     if let Some(committed) = committed {
-        let _ = committed.await;
+        // With a shared log the follower dispatches after the engine took
+        // the events: wait for it, so local watchers hear the ends too.
+        if let Ok(Ok(published)) = committed.await {
+            core.dispatched_through(published.seq).await;
+        }
     }
     core.close_streams(CloseReason::Shutdown);
     presence.farewell_done.cancel();
@@ -404,7 +402,7 @@ mod tests {
     fn draft08_topic_and_document_follow_the_spec_example() {
         let payload = serde_json::json!({"foo": "bar"});
         let m = matcher(MatchKind::UrlPattern, "https://example.com/:selector");
-        let (update, change) = presence().event(&m, SUBSCRIBER, Some(&payload), true);
+        let (update, subscription) = presence().event(&m, SUBSCRIBER, Some(&payload), true);
         let id = "/.well-known/mercure/subscriptions/urlpattern/https%3A%2F%2Fexample.com%2F%3Aselector/urn%3Auuid%3Abb3de268-05b0-4c65-b44e-8f9acefc29d6";
         assert_eq!(update.topics, [id]);
         assert!(update.private);
@@ -416,14 +414,16 @@ mod tests {
                 "match": "https://example.com/:selector", "subscriber": SUBSCRIBER,
                 "active": true, "payload": {"foo": "bar"}})
         );
-        assert_eq!(&*change.id, id);
-        assert_eq!(change.document.as_deref(), Some(update.data.as_str()));
+        assert_eq!(
+            subscription,
+            Subscription::Active(Arc::from(update.data.as_str()))
+        );
     }
 
     #[test]
     fn draft07_topic_and_document_follow_the_spec_example() {
         let m = matcher(MatchKind::Selector, "https://example.com/{selector}");
-        let (update, change) = presence().event(&m, SUBSCRIBER, None, false);
+        let (update, subscription) = presence().event(&m, SUBSCRIBER, None, false);
         let id = "/.well-known/mercure/subscriptions/https%3A%2F%2Fexample.com%2F%7Bselector%7D/urn%3Auuid%3Abb3de268-05b0-4c65-b44e-8f9acefc29d6";
         assert_eq!(update.topics, [id]);
         assert_eq!(update.kind, None);
@@ -433,7 +433,7 @@ mod tests {
             serde_json::json!({"@context": "https://mercure.rocks/", "id": id, "type": "Subscription",
                 "topic": "https://example.com/{selector}", "subscriber": SUBSCRIBER, "active": false})
         );
-        assert!(change.document.is_none());
+        assert_eq!(subscription, Subscription::Ended);
     }
 
     #[test]
@@ -457,19 +457,20 @@ mod tests {
             format!("{root}/exact/ab/s3"),
             format!("{root}/exact/s4"),
         ];
-        let changes: Vec<Change> = documents
+        let events: Vec<SharedEvent> = documents
             .iter()
-            .map(|id| Change {
-                id: id.as_str().into(),
-                document: Some(id.as_str().into()),
+            .enumerate()
+            .map(|(n, id)| {
+                let mut event = crate::event::Event::from_update(
+                    n as u64 + 1,
+                    format!("e{}", n + 1),
+                    &Update::new(id, ""),
+                );
+                event.subscription = Some(Subscription::Active(id.as_str().into()));
+                Arc::new(event)
             })
             .collect();
-        let event = Arc::new(crate::event::Event::from_update(
-            1,
-            "e1".into(),
-            &Update::new("t", ""),
-        ));
-        presence.dispatched(changes.iter(), &[event]);
+        presence.dispatched(&events);
         let read = |path: &str, selection| presence.read(path, selection).documents.len();
         assert_eq!(read(&root, Selection::Collection), 4);
         assert_eq!(read(&format!("{root}/exact/a"), Selection::Collection), 2);
@@ -477,6 +478,6 @@ mod tests {
         assert_eq!(read(&format!("{root}/exact"), Selection::Collection), 1);
         assert_eq!(read(&documents[2], Selection::One), 1);
         assert_eq!(read(&format!("{root}/exact/a/s9"), Selection::One), 0);
-        assert_eq!(presence.read(&root, Selection::One).cursor, "e1");
+        assert_eq!(presence.read(&root, Selection::One).cursor, "e4");
     }
 }

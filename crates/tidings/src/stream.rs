@@ -5,7 +5,9 @@
 //! frame per batch), and hyper, for HTTP/1.1 over TLS and applications that
 //! mount the hub's routes in their own server.
 
+use crate::event::SharedEvent;
 use crate::frame;
+use crate::history::{HistoryError, Log, Pending};
 use crate::hub::Core;
 use crate::outbox::{Batch, CloseReason};
 use crate::subscriber::Subscriber;
@@ -14,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 pub struct EventStream {
     core: Arc<Core>,
@@ -38,13 +40,18 @@ enum Phase {
     /// comment. Boxed: it lasts one poll, and every idle stream would
     /// otherwise carry its size.
     Open(Box<(Start, u64)>),
-    /// Replaying history after `after`, up to the first live sequence.
-    Replay {
-        after: u64,
-        live_after: u64,
-    },
+    /// Replaying history; boxed for the same reason as `Open`.
+    Replay(Box<Replay>),
     Live,
     Done,
+}
+
+/// Replaying the log after `after`, up to the first live sequence.
+struct Replay {
+    after: u64,
+    live_after: u64,
+    /// A read of a shared log under way.
+    reading: Option<Pending<'static, Vec<SharedEvent>>>,
 }
 
 impl EventStream {
@@ -101,10 +108,11 @@ impl EventStream {
                         Start::Resume { after, .. } => {
                             opening.push(frame::KEEP_ALIVE);
                             if *after < live_after {
-                                Phase::Replay {
+                                Phase::Replay(Box::new(Replay {
                                     after: *after,
                                     live_after,
-                                }
+                                    reading: None,
+                                }))
                             } else {
                                 Phase::Live
                             }
@@ -112,14 +120,22 @@ impl EventStream {
                     };
                     return Poll::Ready(Some(opening));
                 }
-                Phase::Replay { after, live_after } => match self.replay_batch(after, live_after) {
-                    Ok(Some(frames)) => return Poll::Ready(Some(frames)),
-                    Ok(None) => self.phase = Phase::Live,
-                    Err(error) => {
-                        tracing::warn!(%error, "ending a stream: history read failed");
-                        self.phase = Phase::Done;
+                Phase::Replay(ref mut replay) => {
+                    match ready!(replay.poll_batch(&self.core, &self.subscriber, cx)) {
+                        Ok((frames, done)) => {
+                            if done {
+                                self.phase = Phase::Live;
+                            }
+                            if !frames.is_empty() {
+                                return Poll::Ready(Some(frames));
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "ending a stream: history read failed");
+                            self.phase = Phase::Done;
+                        }
                     }
-                },
+                }
                 Phase::Live => {
                     return match self.subscriber.outbox.poll_batch(cx) {
                         Poll::Ready(Batch::Frames(frames)) => Poll::Ready(Some(frames)),
@@ -136,49 +152,46 @@ impl EventStream {
         }
     }
 
-    /// Reads history in batches, keeping what this subscriber listens to and
-    /// may read; `None` once it reaches the live point.
-    fn replay_batch(
-        &mut self,
-        after: u64,
-        live_after: u64,
-    ) -> Result<Option<Vec<Bytes>>, crate::history::HistoryError> {
-        let mut after = after;
-        loop {
-            let events = self
-                .core
-                .history
-                .read_after(after, self.core.config.replay_batch)?;
-            let Some(last) = events.last() else {
-                return Ok(None);
-            };
-            let reached_live = last.seq >= live_after;
-            after = last.seq.min(live_after);
-            let frames: Vec<Bytes> = events
-                .iter()
-                .take_while(|event| event.seq <= live_after)
-                .filter(|event| {
-                    self.subscriber.listens_to(event) && self.subscriber.may_receive(event)
-                })
-                .map(|event| event.frame.clone())
-                .collect();
-            if reached_live {
-                self.phase = Phase::Live;
-            } else {
-                self.phase = Phase::Replay { after, live_after };
-            }
-            if !frames.is_empty() {
-                return Ok(Some(frames));
-            }
-            if reached_live {
-                return Ok(None);
-            }
-        }
-    }
-
     fn log_close(&self, reason: CloseReason) {
         let id = &self.subscriber.identifier;
         tracing::debug!(subscriber = %id, "stream closed: {}", reason.as_str());
+    }
+}
+
+impl Replay {
+    /// The next replayed frames this subscriber listens to and may read,
+    /// and whether replay reached the live point with them.
+    fn poll_batch(
+        &mut self,
+        core: &Core,
+        subscriber: &Subscriber,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(Vec<Bytes>, bool), HistoryError>> {
+        let limit = core.config.replay_batch;
+        let events = match &core.log {
+            Log::Local(history) => history.read_after(self.after, limit),
+            Log::Shared(log) => {
+                let reading = self.reading.get_or_insert_with(|| {
+                    let (log, after) = (log.clone(), self.after);
+                    Box::pin(async move { log.read_after(after, limit).await })
+                });
+                let events = ready!(reading.as_mut().poll(cx));
+                self.reading = None;
+                events
+            }
+        }?;
+        let Some(last) = events.last() else {
+            return Poll::Ready(Ok((Vec::new(), true)));
+        };
+        let done = last.seq >= self.live_after;
+        let frames = events
+            .iter()
+            .take_while(|event| event.seq <= self.live_after)
+            .filter(|event| subscriber.listens_to(event) && subscriber.may_receive(event))
+            .map(|event| event.frame.clone())
+            .collect();
+        self.after = last.seq.min(self.live_after);
+        Poll::Ready(Ok((frames, done)))
     }
 }
 

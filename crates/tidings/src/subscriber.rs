@@ -25,8 +25,10 @@ pub struct Subscriber {
     pub(crate) outbox: Outbox,
     /// When the hub must close the stream (token `exp`, maximum lifetime).
     pub(crate) deadline: Option<Deadline>,
-    /// The last event sequence dispatched here; dedupes an update that
-    /// reaches the subscriber through several topics or matchers.
+    /// The last event sequence dispatched here (at first, where the
+    /// subscriber resumes from): dedupes an update that reaches it through
+    /// several topics or matchers, and keeps out the events before its
+    /// cursor.
     last_seq: AtomicU64,
     /// Sweeper ticks since the last frame was queued, for keep-alives.
     idle_ticks: AtomicU16,
@@ -42,6 +44,7 @@ impl Subscriber {
         matchers: Box<[Arc<Matcher>]>,
         grants: Option<Arc<Grants>>,
         deadline: Option<Deadline>,
+        resumed_after: u64,
     ) -> Subscriber {
         Subscriber {
             key,
@@ -50,15 +53,16 @@ impl Subscriber {
             grants,
             outbox: Outbox::new(),
             deadline,
-            last_seq: AtomicU64::new(0),
+            last_seq: AtomicU64::new(resumed_after),
             idle_ticks: AtomicU16::new(0),
             end_claimed: AtomicBool::new(false),
         }
     }
 
-    /// True the first time an event is offered during its dispatch.
+    /// True the first time an event later than the last one offered is
+    /// offered: dispatch goes in the log's order.
     pub(crate) fn first_offer(&self, seq: u64) -> bool {
-        self.last_seq.swap(seq, Ordering::Relaxed) != seq
+        self.last_seq.fetch_max(seq, Ordering::Relaxed) < seq
     }
 
     pub(crate) fn listens_to(&self, event: &Event) -> bool {

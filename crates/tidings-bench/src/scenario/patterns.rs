@@ -65,7 +65,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<Report> {
                 } else if slot < subscribed {
                     let j = slot - urlpatterns;
                     (slot as u32, format!("https://example.com/t/{j}/{i}"))
-                } else if i % 2 == 0 {
+                } else if i.is_multiple_of(2) {
                     let unknown = urlpatterns + slot;
                     (noise, format!("https://example.com/p/{unknown}/{kind}/{i}"))
                 } else {

@@ -52,6 +52,24 @@ pub enum Log {
     Shared(Arc<dyn SharedLog>),
 }
 
+impl<H: History> From<Arc<H>> for Log {
+    fn from(history: Arc<H>) -> Log {
+        Log::Local(history)
+    }
+}
+
+impl From<Arc<dyn History>> for Log {
+    fn from(history: Arc<dyn History>) -> Log {
+        Log::Local(history)
+    }
+}
+
+impl From<Arc<dyn SharedLog>> for Log {
+    fn from(log: Arc<dyn SharedLog>) -> Log {
+        Log::Shared(log)
+    }
+}
+
 impl Log {
     /// Up to `limit` events after `after`, in order.
     pub async fn read_after(

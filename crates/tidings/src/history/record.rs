@@ -2,26 +2,39 @@
 //! and the log engines keep the same bytes, so an event reads back the same
 //! from any of them.
 
-use crate::event::Event;
+use crate::event::{Event, Subscription};
 use bytes::Bytes;
 
 /// Version of the record layout, first byte of every record.
 const RECORD_FORMAT: u8 = 1;
 const PRIVATE: u8 = 1;
+/// A subscription event that starts a subscription: its document follows
+/// the topics.
+const SUBSCRIPTION_ACTIVE: u8 = 2;
+const SUBSCRIPTION_ENDED: u8 = 4;
 
 /// Record layout, little-endian: format (1 byte), append time in Unix
 /// milliseconds (8), flags (1), id length (4) and id, topic count (4) and
-/// each topic as length (4) and bytes, then the frame to the end.
+/// each topic as length (4) and bytes, for an active subscription event its
+/// document as length (4) and bytes, then the frame to the end.
 pub(crate) fn encode(event: &Event, appended_ms: u64) -> Vec<u8> {
     let topics: usize = event.topics.iter().map(|t| 4 + t.len()).sum();
     let mut out = Vec::with_capacity(18 + event.id.len() + topics + event.frame.len());
     out.push(RECORD_FORMAT);
     out.extend_from_slice(&appended_ms.to_le_bytes());
-    out.push(if event.private { PRIVATE } else { 0 });
+    let subscription = match &event.subscription {
+        None => 0,
+        Some(Subscription::Active(_)) => SUBSCRIPTION_ACTIVE,
+        Some(Subscription::Ended) => SUBSCRIPTION_ENDED,
+    };
+    out.push(if event.private { PRIVATE } else { 0 } | subscription);
     put_str(&mut out, &event.id);
     out.extend_from_slice(&(event.topics.len() as u32).to_le_bytes());
     for topic in event.topics.iter() {
         put_str(&mut out, topic);
+    }
+    if let Some(Subscription::Active(document)) = &event.subscription {
+        put_str(&mut out, document);
     }
     out.extend_from_slice(&event.frame);
     out
@@ -58,12 +71,20 @@ pub(crate) fn decode(seq: u64, record: &[u8]) -> Option<Event> {
     let topics = (0..count)
         .map(|_| reader.str().map(Box::from))
         .collect::<Option<Box<[Box<str>]>>>()?;
+    let subscription = if flags & SUBSCRIPTION_ACTIVE != 0 {
+        Some(Subscription::Active(reader.str()?.into()))
+    } else if flags & SUBSCRIPTION_ENDED != 0 {
+        Some(Subscription::Ended)
+    } else {
+        None
+    };
     Some(Event {
         seq,
         id: id.into(),
         topics,
         private: flags & PRIVATE != 0,
         frame: Bytes::copy_from_slice(reader.0),
+        subscription,
     })
 }
 
@@ -97,5 +118,54 @@ impl<'a> Reader<'a> {
         let appended_ms = u64::from_le_bytes(self.take(8)?.try_into().ok()?);
         let flags = self.take(1)?[0];
         Some((appended_ms, flags, self.str()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Update;
+    use std::sync::Arc;
+
+    fn round_trip(event: &Event) -> Event {
+        decode(event.seq, &encode(event, 42)).expect("decodes")
+    }
+
+    #[test]
+    fn every_field_reads_back() {
+        let mut update = Update::new("https://example.com/a", "line 1\nline 2");
+        update.topics.push("urn:b".into());
+        update.private = true;
+        update.kind = Some("note".into());
+        for subscription in [
+            None,
+            Some(Subscription::Active(Arc::from("{\"active\":true}"))),
+            Some(Subscription::Ended),
+        ] {
+            let mut event = Event::from_update(7, "urn:uuid:x".into(), &update);
+            event.subscription = subscription;
+            let back = round_trip(&event);
+            assert_eq!(back.seq, 7);
+            assert_eq!(back.id, event.id);
+            assert_eq!(back.topics, event.topics);
+            assert!(back.private);
+            assert_eq!(back.frame, event.frame);
+            assert_eq!(back.subscription, event.subscription);
+            assert_eq!(
+                RecordHead::read(&encode(&event, 42)).unwrap().appended_ms,
+                42
+            );
+        }
+    }
+
+    #[test]
+    fn a_truncated_record_is_refused_not_misread() {
+        let mut event = Event::from_update(1, "i".into(), &Update::new("t", "x"));
+        event.subscription = Some(Subscription::Active(Arc::from("document")));
+        let record = encode(&event, 0);
+        let topics_end = record.len() - event.frame.len() - "document".len() - 4;
+        for cut in 0..topics_end + 2 {
+            assert!(decode(1, &record[..cut]).is_none(), "cut at {cut}");
+        }
     }
 }

@@ -93,9 +93,9 @@ async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Res
     let (parts, body) = request.into_parts();
     let query = parts.uri.query().unwrap_or("").as_bytes().to_vec();
     match parts.method.as_str() {
-        "GET" => serve_stream(&http, &query, None, &parts.headers),
+        "GET" => serve_stream(&http, &query, None, &parts.headers).await,
         "QUERY" => match read_body(body, http.hub.config().limits.body).await {
-            Ok(form) => serve_stream(&http, &query, Some(&form), &parts.headers),
+            Ok(form) => serve_stream(&http, &query, Some(&form), &parts.headers).await,
             Err(reply) => reply.into_response(),
         },
         "POST" => match read_body(body, http.hub.config().limits.body).await {
@@ -127,13 +127,13 @@ async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Res
     }
 }
 
-fn serve_stream(
+async fn serve_stream(
     http: &HubHttp,
     query: &[u8],
     body: Option<&[u8]>,
     headers: &HeaderMap,
 ) -> Response {
-    match subscribe::open(http, query, body, headers) {
+    match subscribe::open(http, query, body, headers).await {
         Ok(opened) => {
             let mut response = Response::new(Body::new(EventBody::new(opened.stream)));
             *response.headers_mut() = opened.headers;

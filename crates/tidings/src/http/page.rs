@@ -45,6 +45,11 @@ pub async fn metadata(State(http): State<Arc<HubHttp>>) -> Response {
 pub async fn ready(State(http): State<Arc<HubHttp>>) -> (StatusCode, &'static str) {
     if http.hub.shutdown_token().is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !http.hub.is_ready() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the shared log is unreachable",
+        )
     } else {
         (StatusCode::OK, "ready")
     }

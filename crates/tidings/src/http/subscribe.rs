@@ -30,18 +30,20 @@ struct Parsed {
 
 /// Errors are boxed: they are rare, and an open stream should not pay for
 /// their size.
-pub fn open(
+pub async fn open(
     hub: &HubHttp,
     query: &[u8],
     body: Option<&[u8]>,
     headers: &HeaderMap,
 ) -> Result<Opened, Box<Reply>> {
-    open_unboxed(hub, query, body, headers).map_err(Box::new)
+    open_unboxed(hub, query, body, headers)
+        .await
+        .map_err(Box::new)
 }
 
 // Boxed once, by `open`, rather than at every early return.
 #[allow(clippy::result_large_err)]
-fn open_unboxed(
+async fn open_unboxed(
     hub: &HubHttp,
     query: &[u8],
     body: Option<&[u8]>,
@@ -72,7 +74,7 @@ fn open_unboxed(
             ))
         }
     };
-    let stream = hub.hub.subscribe(parsed.request).map_err(refusal)?;
+    let stream = hub.hub.subscribe(parsed.request).await.map_err(refusal)?;
     let mut out = HeaderMap::new();
     out.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     out.insert(

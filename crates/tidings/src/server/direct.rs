@@ -52,14 +52,20 @@ pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
         if head.starts_with(b"PRI ") {
             return Ok(Route::Http2(Rewind::new(head.into(), stream)));
         }
-        match open_from_head(&head, http) {
+        let (query, headers) = match parse_head(&head, http) {
             Parsed::Partial => continue,
             Parsed::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
-            Parsed::Refused(reply) => {
-                write_reply(&mut stream, reply).await?;
+            Parsed::EventStream { query, headers } => (query, headers),
+        };
+        drop(head);
+        match subscribe::open(http, query.as_bytes(), None, &headers).await {
+            Err(reply) => {
+                write_reply(&mut stream, *reply).await?;
                 return Ok(Route::Served);
             }
-            Parsed::Opened(response_head, events) => {
+            Ok(opened) => {
+                let response_head = response_head(200, "OK", &opened.headers, None);
+                let events = opened.stream;
                 stream.write_all(&response_head).await?;
                 // The stream gets a task of its own, holding only the socket
                 // and the subscription: nothing of the request survives.
@@ -77,13 +83,17 @@ pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
 enum Parsed {
     Partial,
     Other,
-    Refused(Reply),
-    Opened(Vec<u8>, EventStream),
+    /// A GET event stream: what opening the subscription needs, copied out
+    /// so that the request head's buffer can go.
+    EventStream {
+        query: String,
+        headers: HeaderMap,
+    },
 }
 
-/// Parses the request head and, for a GET event stream, opens the
-/// subscription. Synchronous, so nothing it touches lives on in the task.
-fn open_from_head(head: &[u8], http: &HubHttp) -> Parsed {
+/// Parses the request head; synchronous, so the parser's borrows of the
+/// buffer never live on in the task.
+fn parse_head(head: &[u8], http: &HubHttp) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
@@ -91,12 +101,9 @@ fn open_from_head(head: &[u8], http: &HubHttp) -> Parsed {
         Ok(httparse::Status::Complete(_)) if is_event_stream(&request, http) => {
             let target = request.path.unwrap_or("/");
             let query = target.split_once('?').map_or("", |(_, q)| q);
-            match subscribe::open(http, query.as_bytes(), None, &header_map(request.headers)) {
-                Ok(opened) => Parsed::Opened(
-                    response_head(200, "OK", &opened.headers, None),
-                    opened.stream,
-                ),
-                Err(reply) => Parsed::Refused(*reply),
+            Parsed::EventStream {
+                query: query.to_string(),
+                headers: header_map(request.headers),
             }
         }
         // Other requests, and malformed ones hyper will answer 400.

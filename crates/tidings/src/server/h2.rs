@@ -39,6 +39,9 @@ const MAX_HEADER_LIST: u32 = 64 * 1024;
 /// The work one request stands for. Event streams, the many long-lived
 /// ones, sit unboxed in the connection's set of futures.
 enum Exchange {
+    /// Opening an event stream (a cursor being looked up in a shared log);
+    /// becomes `Events` once open.
+    Opening(Pin<Box<dyn Future<Output = Option<Exchange>> + Send>>),
     Events(EventPump),
     Other(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
@@ -47,9 +50,19 @@ impl Future for Exchange {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.get_mut() {
-            Exchange::Events(pump) => pump.poll_send(cx).map(log_error),
-            Exchange::Other(future) => future.as_mut().poll(cx),
+        let exchange = self.get_mut();
+        loop {
+            return match exchange {
+                Exchange::Opening(opening) => match ready!(opening.as_mut().poll(cx)) {
+                    Some(opened) => {
+                        *exchange = opened;
+                        continue;
+                    }
+                    None => Poll::Ready(()),
+                },
+                Exchange::Events(pump) => pump.poll_send(cx).map(log_error),
+                Exchange::Other(future) => future.as_mut().poll(cx),
+            };
         }
     }
 }
@@ -124,11 +137,12 @@ fn exchange(
     service: &TowerToHyperService<axum::Router>,
 ) -> Option<Exchange> {
     if is_event_stream(&request, http) {
-        let query = request.uri().query().unwrap_or("").as_bytes();
-        return events_or_refusal(
-            respond,
-            subscribe::open(http, query, None, request.headers()),
-        );
+        let http = http.clone();
+        return Some(Exchange::Opening(Box::pin(async move {
+            let query = request.uri().query().unwrap_or("").as_bytes();
+            let opened = subscribe::open(&http, query, None, request.headers()).await;
+            events_or_refusal(respond, opened)
+        })));
     }
     if is_query_stream(&request, http) {
         let http = http.clone();
@@ -140,7 +154,7 @@ fn exchange(
                 Err(reply) => return send_reply(respond, reply).await,
             };
             let query = parts.uri.query().unwrap_or("").as_bytes();
-            let opened = subscribe::open(&http, query, Some(&form), &parts.headers);
+            let opened = subscribe::open(&http, query, Some(&form), &parts.headers).await;
             if let Some(exchange) = events_or_refusal(respond, opened) {
                 exchange.await;
             }

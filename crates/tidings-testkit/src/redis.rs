@@ -1,0 +1,124 @@
+//! One redis-server in a temporary directory of its own, with the append-only
+//! file on so that a restart keeps what was written.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use crate::port::{self, free_port};
+use crate::program::{require, Process};
+
+/// A redis-server on 127.0.0.1, killed and its directory removed on drop.
+pub struct Redis {
+    // Declared before `_dir` so that the process dies before its directory goes.
+    process: Process,
+    port: u16,
+    cli: PathBuf,
+    _dir: TempDir,
+}
+
+impl Redis {
+    /// Starts a server with AOF on (`appendfsync everysec`) and no RDB
+    /// snapshots; None when redis-server or redis-cli is not installed.
+    pub fn start() -> Option<Redis> {
+        Redis::start_with(&[])
+    }
+
+    /// Starts a server with `config` directives added after the defaults, which
+    /// they override: `[("appendfsync", "always")]`, `[("replicaof", "127.0.0.1 6380")]`.
+    pub fn start_with(config: &[(&str, &str)]) -> Option<Redis> {
+        let server = require("redis-server", "redis-server")?;
+        let cli = require("redis-cli", "redis-tools")?;
+        let dir = tempfile::Builder::new()
+            .prefix("tidings-redis-")
+            .tempdir()
+            .expect("create a temp dir");
+        let port = free_port();
+        let conf = dir.path().join("redis.conf");
+        fs::write(&conf, config_text(port, dir.path(), config)).expect("write redis.conf");
+        let process = Process::start(
+            format!("redis-server on port {port}"),
+            &server,
+            [conf],
+            dir.path().join("redis.log"),
+            || answers_ping(port),
+        );
+        Some(Redis {
+            process,
+            port,
+            cli,
+            _dir: dir,
+        })
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log, for failure messages.
+    pub(crate) fn log_text(&self) -> String {
+        self.process.log_text()
+    }
+
+    /// SIGKILL: no shutdown save, the AOF holds what was fsynced.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same port, directory and config, and
+    /// waits until it has loaded its AOF and answers PING.
+    pub fn restart(&mut self) {
+        let port = self.port;
+        self.process.restart(|| answers_ping(port));
+    }
+
+    /// Runs `redis-cli -p PORT args…` and returns its stdout, e.g.
+    /// `cli(&["CONFIG", "SET", "appendfsync", "always"])` or `cli(&["INFO", "replication"])`.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(&self.cli, self.port, args)
+    }
+}
+
+fn config_text(port: u16, dir: &Path, extra: &[(&str, &str)]) -> String {
+    // `logfile ""` logs to stdout, which the kit sends to redis.log.
+    let mut text = format!(
+        "bind 127.0.0.1\nport {port}\ndir \"{}\"\ndaemonize no\nlogfile \"\"\n\
+         appendonly yes\nappendfsync everysec\nsave \"\"\n",
+        dir.display()
+    );
+    for (key, value) in extra {
+        writeln!(text, "{key} {value}").expect("write to a String");
+    }
+    text
+}
+
+/// Runs redis-cli against 127.0.0.1:`port`; its stdout, empty when it cannot run.
+pub(crate) fn cli(program: &Path, port: u16, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("run {}: {error}", program.display()));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// True when 127.0.0.1:`port` answers PING with PONG; a server still loading
+/// its AOF answers `-LOADING` instead. Sentinels answer PING too.
+pub(crate) fn answers_ping(port: u16) -> bool {
+    let Some(mut stream) = port::connect(port) else {
+        return false;
+    };
+    let mut reply = [0; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}

@@ -1,0 +1,57 @@
+//! Dispatch: hands each event of the log, in the log's order, to every
+//! subscriber that listens to it and may read it.
+//!
+//! The committer calls it for a local store, the follower for a shared log;
+//! either way an event reaches dispatch once, after its log has it.
+
+use crate::event::SharedEvent;
+use crate::hub::Core;
+use crate::outbox::Push;
+
+/// Subscribers of one event that dispatch writes to directly; the rest are
+/// left to their connections' tasks.
+const WRITE_THROUGH_FANOUT: usize = 64;
+
+/// Dispatches `events`, which follow the last dispatched one in the log.
+pub(crate) fn dispatch(core: &Core, events: &[SharedEvent]) {
+    let Some(last) = events.last() else { return };
+    let bounds = core.config.queue;
+    let mut slow = Vec::new();
+    let mut delivered = 0;
+    {
+        let mut index = core.index.lock();
+        for event in events {
+            let mut offered = 0;
+            let delivery = index.dispatch(event, |subscriber| {
+                // The first subscribers get the frame written right here; a
+                // larger fan-out is queued for the connections' own tasks,
+                // which run on every core and coalesce what piles up.
+                offered += 1;
+                let write_through = offered <= WRITE_THROUGH_FANOUT;
+                let outcome = subscriber
+                    .outbox
+                    .push(event.frame.clone(), bounds, write_through);
+                if outcome == Push::Queued {
+                    subscriber.mark_active();
+                }
+                outcome
+            });
+            delivered += delivery.delivered;
+            slow.extend(delivery.overflowed);
+        }
+        if let Some(presence) = &core.presence {
+            presence.dispatched(events);
+            // Announced now, not when the writer lets go of the stream: a
+            // stuck client can hold a blocked write for a long time.
+            for subscriber in &slow {
+                presence.ended(subscriber);
+            }
+        }
+    }
+    core.dispatched.send_replace(last.seq);
+    core.metrics.delivered.inc_by(delivered);
+    for subscriber in slow {
+        core.metrics.slow_disconnects.inc();
+        tracing::info!(subscriber = %subscriber.identifier, "disconnecting slow consumer: its queue overflowed");
+    }
+}
