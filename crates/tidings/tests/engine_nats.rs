@@ -3,12 +3,12 @@
 use async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::HeaderMap;
-use server::Nats;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tidings::event::{Event, SharedEvent};
 use tidings::history::{self, Appended, HistoryError, Retention, SharedLog};
 use tidings::Update;
+use tidings_testkit::{Nats, NatsCluster};
 
 fn event(id: &str) -> Event {
     let mut update = Update::new(
@@ -62,10 +62,10 @@ async fn follow_to(log: &Arc<dyn SharedLog>, mut after: u64, to: u64) -> Vec<Sha
 /// expected last subject sequence of 0 refuses a second message on a subject.
 #[tokio::test]
 async fn server_refuses_a_second_message_when_expecting_none() {
-    let Some(nats) = Nats::start("server_refuses_a_second_message_when_expecting_none") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
-    let client = async_nats::connect(nats.address()).await.unwrap();
+    let client = async_nats::connect(nats.url()).await.unwrap();
     let context = async_nats::jetstream::new(client);
     context
         .create_stream(async_nats::jetstream::stream::Config {
@@ -91,7 +91,7 @@ async fn server_refuses_a_second_message_when_expecting_none() {
 
 #[tokio::test]
 async fn positions_are_contiguous_and_events_read_back_whole() {
-    let Some(nats) = Nats::start("positions_are_contiguous_and_events_read_back_whole") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let log = open(&nats.url(), Retention::default()).await;
@@ -125,7 +125,7 @@ async fn positions_are_contiguous_and_events_read_back_whole() {
 
 #[tokio::test]
 async fn a_long_replay_comes_back_in_order() {
-    let Some(nats) = Nats::start("a_long_replay_comes_back_in_order") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let log = open(&nats.url(), Retention::default()).await;
@@ -146,7 +146,7 @@ async fn a_long_replay_comes_back_in_order() {
 
 #[tokio::test]
 async fn a_duplicate_id_takes_no_position() {
-    let Some(nats) = Nats::start("a_duplicate_id_takes_no_position") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let log = open(&nats.url(), Retention::default()).await;
@@ -174,7 +174,7 @@ async fn a_duplicate_id_takes_no_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_appending_the_same_ids_store_each_once() {
-    let Some(nats) = Nats::start("two_nodes_appending_the_same_ids_store_each_once") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let one = open(&nats.url(), Retention::default()).await;
@@ -214,7 +214,7 @@ async fn two_nodes_appending_the_same_ids_store_each_once() {
 
 #[tokio::test]
 async fn retention_by_events_trims_the_front() {
-    let Some(nats) = Nats::start("retention_by_events_trims_the_front") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let retention = Retention {
@@ -235,7 +235,7 @@ async fn retention_by_events_trims_the_front() {
 
 #[tokio::test]
 async fn retention_by_bytes_trims_the_front() {
-    let Some(nats) = Nats::start("retention_by_bytes_trims_the_front") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let retention = Retention {
@@ -264,8 +264,7 @@ async fn retention_by_bytes_trims_the_front() {
 
 #[tokio::test]
 async fn retention_by_age_empties_the_log_but_keeps_its_last_position() {
-    let Some(nats) = Nats::start("retention_by_age_empties_the_log_but_keeps_its_last_position")
-    else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let retention = Retention {
@@ -288,8 +287,7 @@ async fn retention_by_age_empties_the_log_but_keeps_its_last_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_wakes_on_another_nodes_append_with_many_events_a_call() {
-    let Some(nats) = Nats::start("follow_wakes_on_another_nodes_append_with_many_events_a_call")
-    else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let follower = open(&nats.url(), Retention::default()).await;
@@ -336,7 +334,7 @@ async fn follow_wakes_on_another_nodes_append_with_many_events_a_call() {
 
 #[tokio::test]
 async fn follow_starts_again_where_it_is_asked() {
-    let Some(nats) = Nats::start("follow_starts_again_where_it_is_asked") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let log = open(&nats.url(), Retention::default()).await;
@@ -350,8 +348,7 @@ async fn follow_starts_again_where_it_is_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_fails_calls_quickly_and_the_log_comes_back_whole() {
-    let Some(mut nats) = Nats::start("an_outage_fails_calls_quickly_and_the_log_comes_back_whole")
-    else {
+    let Some(mut nats) = Nats::start() else {
         return;
     };
     let log = open(&nats.url(), Retention::default()).await;
@@ -416,12 +413,12 @@ async fn an_outage_fails_calls_quickly_and_the_log_comes_back_whole() {
 
 #[tokio::test]
 async fn an_undecodable_message_is_an_error_naming_its_position() {
-    let Some(nats) = Nats::start("an_undecodable_message_is_an_error_naming_its_position") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     let log = open(&nats.url(), Retention::default()).await;
     log.append(&[event("fine")]).await.unwrap();
-    let client = async_nats::connect(nats.address()).await.unwrap();
+    let client = async_nats::connect(nats.url()).await.unwrap();
     let context = async_nats::jetstream::new(client);
     context
         .publish("tidings.garbage", "not a record".into())
@@ -465,7 +462,7 @@ async fn a_bad_url_is_refused_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_of_batches_of_64() {
-    let Some(nats) = Nats::start("throughput_of_batches_of_64") else {
+    let Some(nats) = Nats::start() else {
         return;
     };
     for storage in ["file", "memory"] {
@@ -494,90 +491,83 @@ async fn throughput_of_batches_of_64() {
     }
 }
 
-mod server {
-    //! `nats-server` processes for the tests, until the shared test kit lands.
+/// The node that leads `stream`, as the nodes' `/jsz` report it.
+fn stream_leader(cluster: &NatsCluster, nodes: usize, stream: &str) -> Option<usize> {
+    let named = format!("\"name\":\"{stream}\"");
+    let leader = (0..nodes).find_map(|i| {
+        let jsz = cluster.monitor(i, "/jsz?accounts=true&streams=true")?;
+        let jsz: String = jsz.split_whitespace().collect();
+        let (_, details) = jsz.split_once("\"stream_detail\":")?;
+        let (_, detail) = details.split_once(&named)?;
+        let (_, rest) = detail.split_once("\"leader\":\"")?;
+        rest.split('"').next().map(str::to_owned)
+    })?;
+    (0..nodes).find(|&i| cluster.server_name(i) == leader)
+}
 
-    use std::net::{TcpListener, TcpStream};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    pub struct Nats {
-        port: u16,
-        dir: tempfile::TempDir,
-        child: Option<Child>,
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_stream_loses_no_acknowledged_event_when_its_leader_dies() {
+    let Some(mut cluster) = NatsCluster::start(3) else {
+        return;
+    };
+    let url = format!("{}?replicas=3", cluster.url());
+    let log = open(&url, Retention::default()).await;
+    let other = open(&url, Retention::default()).await;
+    let mut leader = None;
+    for _ in 0..100 {
+        leader = stream_leader(&cluster, 3, "tidings");
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let leader = leader.expect("a stream leader");
 
-    impl Nats {
-        /// A JetStream server on a free port, or `None` (after saying so)
-        /// where `nats-server` is not installed.
-        pub fn start(test: &str) -> Option<Nats> {
-            if Command::new("nats-server")
-                .arg("--version")
-                .output()
-                .is_err()
-            {
-                if std::env::var("TIDINGS_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
-                    panic!("{test}: nats-server is not on PATH");
+    // Two nodes publish the same batches, retrying each until it is taken, as
+    // publishers do.
+    let publish = |log: Arc<dyn SharedLog>| {
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            for b in 0..60 {
+                let batch = events("k", b * 16..b * 16 + 16);
+                let landed = loop {
+                    match log.append(&batch).await {
+                        Ok(landed) => break landed,
+                        Err(err) => {
+                            assert!(Instant::now() < deadline, "appends did not resume: {err}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                };
+                for (event, landed) in batch.iter().zip(landed) {
+                    acknowledged.push((event.id.to_string(), landed.position()));
                 }
-                eprintln!("!!!!! SKIPPED {test}: nats-server is not on PATH !!!!!");
-                return None;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|listener| listener.local_addr())
-                .expect("a free port")
-                .port();
-            let mut nats = Nats {
-                port,
-                dir: tempfile::tempdir().expect("a temporary directory"),
-                child: None,
-            };
-            nats.restart();
-            Some(nats)
-        }
+            acknowledged
+        })
+    };
+    let (one, two) = (publish(log.clone()), publish(other));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.kill(leader);
+    let started = Instant::now();
+    let (one, two) = (one.await.unwrap(), two.await.unwrap());
+    println!(
+        "leader {} killed; the publishers finished {:?} later",
+        cluster.server_name(leader),
+        started.elapsed()
+    );
+    assert_eq!(one, two, "the nodes disagree on where an id is");
 
-        pub fn address(&self) -> String {
-            format!("127.0.0.1:{}", self.port)
-        }
-
-        pub fn url(&self) -> String {
-            format!("nats://{}", self.address())
-        }
-
-        pub fn kill(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-
-        pub fn restart(&mut self) {
-            self.kill();
-            let child = Command::new("nats-server")
-                .args([
-                    "-js",
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-sd",
-                ])
-                .arg(self.dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("nats-server starts");
-            self.child = Some(child);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while TcpStream::connect(self.address()).is_err() {
-                assert!(Instant::now() < deadline, "nats-server did not listen");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-
-    impl Drop for Nats {
-        fn drop(&mut self) {
-            self.kill();
-        }
+    let stored = log.read_after(0, 10_000).await.unwrap();
+    assert_eq!(seqs(&stored), (1..=stored.len() as u64).collect::<Vec<_>>());
+    assert_eq!(stored.len(), 960, "each id stored once");
+    for (id, position) in &one {
+        assert_eq!(
+            &*stored[*position as usize - 1].id,
+            id.as_str(),
+            "acknowledged at {position}"
+        );
     }
 }
