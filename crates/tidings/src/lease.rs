@@ -43,7 +43,9 @@ pub(crate) async fn keep(core: Weak<Core>, jobs: mpsc::WeakSender<Job>, stop: Ca
         let (Some(core), Some(jobs)) = (core.upgrade(), jobs.upgrade()) else {
             return;
         };
-        let Some(presence) = &core.presence else { return };
+        let Some(presence) = &core.presence else {
+            return;
+        };
         if !core.engine_reachable.load(Ordering::Relaxed) {
             hearing_since = Instant::now();
             continue;
@@ -76,7 +78,10 @@ fn ends(silent: &SilentNode) -> impl Iterator<Item = Job> + '_ {
         let mut document: Value = serde_json::from_str(document).ok()?;
         document["active"] = Value::Bool(false);
         // Draft-07 subscription events carry no type, draft-08 ones `mercure`.
-        let kind = document.get("@context").is_none().then(|| "mercure".to_string());
+        let kind = document
+            .get("@context")
+            .is_none()
+            .then(|| "mercure".to_string());
         let name = format!("{} {id}", silent.node);
         let update = Update {
             topics: vec![id.to_string()],

@@ -19,6 +19,7 @@
 
 use crate::commit::Job;
 use crate::event::{PresenceNote, SharedEvent, Update};
+use crate::history::{HistoryError, SharedLog};
 use crate::hub::Core;
 use crate::matcher::{MatchKind, Matcher};
 use crate::outbox::CloseReason;
@@ -39,6 +40,9 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Events read per round trip when a node learns the list from the log.
+const RECALL_BATCH: usize = 1024;
 
 /// The draft-07 JSON-LD context.
 const CONTEXT: &str = "https://mercure.rocks/";
@@ -168,7 +172,9 @@ impl Presence {
         let now = Instant::now();
         let mut registry = self.registry.lock();
         for event in events {
-            let Some(note) = &event.presence else { continue };
+            let Some(note) = &event.presence else {
+                continue;
+            };
             match (note, event.topics.first()) {
                 (PresenceNote::Started { document, node }, Some(id)) => {
                     registry.documents.insert(id.clone(), document.clone());
@@ -186,6 +192,26 @@ impl Presence {
             }
         }
         registry.cursor = last.id.clone();
+    }
+
+    /// Learns the subscriptions the other nodes of a cluster hold from the
+    /// shared log, up to the position `through` where this node starts to
+    /// dispatch. A subscription whose start has left the log's retention is
+    /// not known to a node started after that.
+    pub(crate) async fn recall(
+        &self,
+        log: &dyn SharedLog,
+        through: u64,
+    ) -> Result<(), HistoryError> {
+        let mut after = 0;
+        while after < through {
+            let events = log.read_after(after, RECALL_BATCH).await?;
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            let known = events.partition_point(|event| event.seq <= through);
+            self.dispatched(&events[..known]);
+        }
+        Ok(())
     }
 
     /// The other nodes not heard from for `lease`, counted from no earlier
