@@ -377,7 +377,7 @@ for what in ${MEASURES//,/ }; do
         label="tidings, Redis, 2 nodes"
         if start_cluster redis 2; then
           measure "$label" "$what" "${SUB_ARGS[@]}" --publish-url "${PUB_URLS[0]}" \
-            --subs "$PEER_SUBS" --rate "$PEER_RATE"
+            --subs "$PEER_SUBS" --rate "$PEER_RATE" --topic-prefix bench-cluster-
         else
           not_started "$label" "$what"
         fi
@@ -386,7 +386,7 @@ for what in ${MEASURES//,/ }; do
         label="nchan, Redis, 2 nginx"
         start_nchan 2 || { not_started "$label" "$what"; continue; }
         measure "$label" "$what" "${SUB_ARGS[@]}" --publish-url "${PUB_URLS[0]}" \
-          --subs "$PEER_SUBS" --rate "$PEER_RATE"
+          --subs "$PEER_SUBS" --rate "$PEER_RATE" --topic-prefix bench-cluster-
       else
         loud "SKIPPING nchan: nginx, its Nchan module or redis-server is not installed"
         SKIPPED=1

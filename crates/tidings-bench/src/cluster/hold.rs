@@ -35,6 +35,8 @@ pub struct HoldArgs {
     #[arg(long)]
     pub topics: usize,
     #[arg(long)]
+    pub topic_prefix: String,
+    #[arg(long)]
     pub sources: u8,
     #[arg(long)]
     pub connect_concurrency: usize,
@@ -105,7 +107,7 @@ async fn hold(args: HoldArgs) -> anyhow::Result<()> {
         .clone()
         .map(|g| Subscription {
             url: urls[node_of(g, nodes)].clone(),
-            topic: topic_name(topic_of(g, args.topics)),
+            topic: topic_name(&args.topic_prefix, topic_of(g, args.topics)),
         })
         .collect();
     let options = Options {

@@ -11,7 +11,9 @@ const END: &str = "<!-- cluster:end -->";
 
 struct Column {
     header: &'static str,
-    /// The cell of a run, given the run its ratios are taken against.
+    /// The cell of a run, given the run its ratios are taken against:
+    /// the first good run of the table (with as many publishers, for
+    /// throughput; with the same engine and followers, for following).
     cell: fn(&ClusterReport, Option<&ClusterReport>) -> String,
 }
 
@@ -71,10 +73,7 @@ const MEASURES: &[(&str, &str, &[Column])] = &[
             Column { header: "events/s", cell: |r, _| count(r.publish_per_sec) },
             Column { header: "delivered / expected", cell: |r, _| format!("{} / {}", count(r.delivered as f64), count(r.expected as f64)) },
             Column { header: "CPU per event, node 0", cell: |r, _| r.per_node.first().and_then(|n| n.cpu_ns_per_event).map_or(dash(), nanos) },
-            Column { header: "CPU per event, other nodes (mean)", cell: |r, base| {
-                let mean = mean_of_others(r);
-                ratio_opt(mean, base.and_then(mean_of_others).or_else(|| base.and_then(|b| b.per_node.first()?.cpu_ns_per_event)))
-            } },
+            Column { header: "CPU per event, other nodes (mean)", cell: |r, base| ratio_opt(mean_of_others(r), base.and_then(mean_of_others)) },
             Column { header: "engine CPU per event", cell: |r, base| ratio_opt(r.engine_cpu_ns_per_event, base.and_then(|b| b.engine_cpu_ns_per_event)) },
         ],
     ),
@@ -125,18 +124,27 @@ fn render(reports: &[ClusterReport], notes: &[String]) -> String {
                 );
                 continue;
             }
-            // Ratios are to the first good run of the table (with as many
-            // publishers, for throughput).
-            let base = runs
-                .iter()
-                .find(|b| b.ok && (*measure != "publish" || b.publishers == run.publishers))
-                .copied();
+            let base = runs.iter().find(|b| b.ok && comparable(measure, b, run)).copied();
             let cells: Vec<String> = columns.iter().map(|c| (c.cell)(run, base)).collect();
             let _ = writeln!(out, "| {} | {} |", run.label, cells.join(" | "));
         }
         out.push('\n');
     }
     out
+}
+
+/// Whether `base` is what `run`'s ratios are taken against.
+fn comparable(measure: &str, base: &ClusterReport, run: &ClusterReport) -> bool {
+    match measure {
+        "publish" => base.publishers == run.publishers,
+        // The same engine (the label up to the node count), and followers
+        // to compare with when the run has some.
+        "follow" => {
+            let engine = |r: &ClusterReport| r.label.rsplit_once(',').map(|(e, _)| e.to_string());
+            engine(base) == engine(run) && (base.per_node.len() > 1) == (run.per_node.len() > 1)
+        }
+        _ => true,
+    }
 }
 
 fn dash() -> String {
