@@ -42,6 +42,8 @@ DURATION=5
 SETTLE=1
 DRAIN=5
 DOC="$ROOT/docs/benchmarks.md"
+OUT_DOC=                # where the tables go instead of $DOC
+REDIS_FSYNC=always      # Redis appendfsync
 JWT_KEY="tidings-bench-$(date +%s)-0123456789abcdef"
 
 usage() {
@@ -61,6 +63,8 @@ Options (defaults in brackets):
   --follow-rate R         [$FOLLOW_RATE]
   --peer-subs N           [$PEER_SUBS]
   --duration S            [$DURATION]
+  --redis-fsync WHEN      Redis appendfsync: always, everysec or no [$REDIS_FSYNC]
+  --out FILE              write the tables into a copy of docs/benchmarks.md at FILE
 EOF
 }
 
@@ -78,6 +82,8 @@ while [ $# -gt 0 ]; do
     --follow-rate) FOLLOW_RATE=$2; shift ;;
     --peer-subs) PEER_SUBS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
+    --redis-fsync) REDIS_FSYNC=$2; shift ;;
+    --out) OUT_DOC=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -155,7 +161,7 @@ start_redis() {
   port=$(free_port)
   mkdir -p "$dir"
   redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize no \
-    --appendonly yes --appendfsync always --save '' --logfile "$dir/redis.log" &
+    --appendonly yes --appendfsync "$REDIS_FSYNC" --save '' --logfile "$dir/redis.log" &
   ENGINE_PID=$!
   PIDS_STARTED+=("$ENGINE_PID")
   ENGINE_URL="redis://127.0.0.1:$port"
@@ -341,6 +347,12 @@ for what in ${MEASURES//,/ }; do
       start_hubs 1 memory || { not_started "$label" "$what"; continue; }
       measure "$label" "$what" "${SUB_ARGS[@]}" --publish-url "${PUB_URLS[0]}" \
         --subs "$LATENCY_SUBS" --topics "$LATENCY_TOPICS" --rate "$LATENCY_RATE"
+      label="tidings, 1 node, redb (immediate)"
+      mkdir -p "$WORK/redb-$RUN"
+      start_hubs 1 redb --data-dir "$WORK/redb-$RUN" --durability immediate \
+        || { not_started "$label" "$what"; continue; }
+      measure "$label" "$what" "${SUB_ARGS[@]}" --publish-url "${PUB_URLS[0]}" \
+        --subs "$LATENCY_SUBS" --topics "$LATENCY_TOPICS" --rate "$LATENCY_RATE"
       for engine in "${USABLE[@]}"; do
         label="tidings, $(label_of "$engine"), 3 nodes"
         start_cluster "$engine" 3 || { not_started "$label" "$what"; continue; }
@@ -364,6 +376,14 @@ for what in ${MEASURES//,/ }; do
         done
       done ;;
     follow)
+      label="tidings, 1 node, memory history"
+      ENGINE_PID=
+      if start_hubs 1 memory; then
+        measure "$label" "$what" "${SUB_ARGS[@]}" --publish-url "${PUB_URLS[0]}" \
+          --subs 1 --rate "$FOLLOW_RATE"
+      else
+        not_started "$label" "$what"
+      fi
       for engine in "${USABLE[@]}"; do
         for count in $FOLLOW_NODES; do
           label="tidings, $(label_of "$engine"), $count node$([ "$count" = 1 ] || echo s)"
@@ -373,6 +393,14 @@ for what in ${MEASURES//,/ }; do
         done
       done ;;
     peer)
+      label="tidings, 1 node, memory history"
+      ENGINE_PID=
+      if start_hubs 1 memory; then
+        measure "$label" "$what" "${SUB_ARGS[@]}" --publish-url "${PUB_URLS[0]}" \
+          --subs "$PEER_SUBS" --rate "$PEER_RATE" --topic-prefix bench-cluster-
+      else
+        not_started "$label" "$what"
+      fi
       if [[ " ${USABLE[*]} " == *" redis "* ]]; then
         label="tidings, Redis, 2 nodes"
         if start_cluster redis 2; then
@@ -403,9 +431,12 @@ COMMAND=bench/cluster.sh
 [ "$SMOKE" = 1 ] && COMMAND="$COMMAND --smoke"
 NOTES=(
   --note "Machine: $(nproc) cores, ${MODEL:-unknown CPU}, $MEM of memory; open-file limit $NOFILE per process; load average before the tables $(cut -d' ' -f1-3 /proc/loadavg)."
-  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $COMMAND: engines ${USABLE[*]:-none}; Redis with appendfsync always, NATS JetStream on file storage; $DURATION s of publishing per run."
+  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $COMMAND: engines ${USABLE[*]:-none}; Redis with appendfsync $REDIS_FSYNC, NATS JetStream on file storage; $DURATION s of publishing per run."
 )
-if [ "$SMOKE" = 1 ]; then
+if [ -n "$OUT_DOC" ]; then
+  OUT=$OUT_DOC
+  cp "$DOC" "$OUT"
+elif [ "$SMOKE" = 1 ]; then
   OUT="$RESULTS_DIR/benchmarks-cluster-smoke.md"
   cp "$DOC" "$OUT"
 else
