@@ -636,16 +636,32 @@ fn eventsource_over_https_speaks_http2() {
 
 const CLUSTER_TOPIC: &str = "https://example.com/cluster";
 
-/// `127.0.0.1:PORT` of a hub, for nginx's upstream list.
-fn address(hub: &Hub) -> std::net::SocketAddr {
-    let url = url::Url::parse(&hub.url).expect("the hub's URL");
-    format!(
-        "{}:{}",
-        url.host_str().expect("a host"),
-        url.port().expect("a port")
-    )
-    .parse()
-    .expect("a socket address")
+/// A node of the cluster on `history`, listening on `listen` behind the
+/// proxy at `public_url`, which is the hub's URL for clients, so the audience
+/// of their tokens. The returned `Hub`'s URL is the node's own, for talking
+/// to this node directly.
+fn cluster_node(listen: std::net::SocketAddr, public_url: &str, history: &str) -> Hub {
+    let listen = listen.to_string();
+    let mut node = Hub::start_with(&[
+        "serve",
+        "--listen",
+        &listen,
+        "--public-url",
+        public_url,
+        "--jwt-key",
+        support::SECRET,
+        "--log",
+        "warn",
+        "--history",
+        history,
+        // The browser tries again 200 ms after losing its node.
+        "--retry",
+        "200",
+    ]);
+    assert_eq!(node.url, public_url, "the hub announces its public URL");
+    node.origin = format!("http://{listen}");
+    node.url = format!("{}/.well-known/mercure", node.origin);
+    node
 }
 
 /// The one node whose metrics count the page's subscriber: the node nginx
@@ -668,9 +684,12 @@ async fn node_holding_the_subscriber(nodes: &[Hub]) -> usize {
     }
 }
 
-/// Publishes event `n` (data `n`) on `node`, directly; its id.
-async fn publish_numbered(node: &Hub, n: usize) -> String {
-    publish(node, &[("topic", CLUSTER_TOPIC), ("data", &n.to_string())]).await
+/// Publishes event `n` (data `n`) on `node`, directly, with `token`; its id.
+async fn publish_numbered(node: &Hub, token: &str, n: usize) -> String {
+    let form = [("topic", CLUSTER_TOPIC), ("data", &n.to_string())];
+    let (status, body) = node.post(Some(token), &form).await;
+    assert_eq!(status, 200, "publish {n} on {}: {body}", node.url);
+    body
 }
 
 /// Three nodes on one Redis log behind nginx, the page knowing only nginx's
@@ -697,13 +716,27 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
         redis.url(),
         std::process::id()
     );
-    // The browser tries again 200 ms after losing its node.
-    let args = ["--history", history.as_str(), "--retry", "200"];
-    let mut nodes: Vec<Hub> = (0..3).map(|_| Hub::start(&args)).collect();
-    let upstreams: Vec<_> = nodes.iter().map(address).collect();
+    // nginx starts first, in front of the nodes' addresses: the nodes need
+    // its URL, their public one.
+    let upstreams: Vec<std::net::SocketAddr> = (0..3)
+        .map(|_| ([127, 0, 0, 1], support::free_port()).into())
+        .collect();
     let Some(nginx) = tidings_testkit::Nginx::start(&upstreams) else {
         return;
     };
+    let public_url = format!("{}/.well-known/mercure", nginx.url());
+    let mut nodes: Vec<Hub> = upstreams
+        .iter()
+        .map(|&listen| cluster_node(listen, &public_url, &history))
+        .collect();
+    // One hub to its clients: a token for the public URL, good on any node.
+    let token = support::token(
+        tidings::auth::Generation::Draft08,
+        tidings::auth::Role::Publisher,
+        &["*"],
+        &public_url,
+        None,
+    );
     // The docs show `config_text`: nginx runs exactly that.
     let config = tidings_testkit::Nginx::config_text(&upstreams, nginx.port());
     assert!(
@@ -738,13 +771,13 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
         // the log's order is the order of the numbers.
         let mut ids = Vec::with_capacity(COUNT);
         for n in 1..=BEFORE {
-            ids.push(publish_numbered(&others[n % 2], n).await);
+            ids.push(publish_numbered(&others[n % 2], &token, n).await);
         }
         let published = std::sync::atomic::AtomicUsize::new(0);
         let during = async {
             let mut ids = Vec::with_capacity(DURING);
             for n in BEFORE + 1..=BEFORE + DURING {
-                ids.push(publish_numbered(&others[n % 2], n).await);
+                ids.push(publish_numbered(&others[n % 2], &token, n).await);
                 published.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
@@ -762,12 +795,12 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
             // The page is back once B or C counts its subscriber.
             node_holding_the_subscriber(others).await;
             let at_return = published.load(std::sync::atomic::Ordering::SeqCst);
-            (address(&a_node), status, at_return - at_kill)
+            (a_node.origin.clone(), status, at_return - at_kill)
         };
         let (during_ids, (killed, status, while_away)) = tokio::join!(during, kill);
         ids.extend(during_ids);
         for n in BEFORE + DURING + 1..=COUNT {
-            ids.push(publish_numbered(&others[n % 2], n).await);
+            ids.push(publish_numbered(&others[n % 2], &token, n).await);
         }
         (ids, killed, status, while_away)
     });
@@ -820,5 +853,46 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
         "the browser never lost and reopened its stream: {} errors, {} opens",
         source.errors,
         source.opens
+    );
+}
+
+/// The nginx sample in the docs, `docs/cluster-nginx.conf`: a comment header,
+/// then exactly what `Nginx::config_text` gives for three nodes on this
+/// machine, the config that the cluster test above runs.
+/// `TIDINGS_BLESS=1` writes the file anew after `config_text` changes.
+#[test]
+fn docs_nginx_sample_is_the_tested_config() {
+    const HEADER: &str = "\
+# nginx in front of a tidings cluster: three `tidings serve` nodes started with
+# the same --history engine URL (redis://…?stream=NAME or nats://…), the same
+# keys and the same --public-url, nginx's (http://127.0.0.1:8080/.well-known/mercure
+# here): one hub URL, and one token audience, for browsers and publishers alike.
+# A stream cut by a node's death is reopened by the browser on another node,
+# which resumes it from the Last-Event-ID header: no event lost or repeated.
+#
+# This is the config the browser test runs (crates/tidings-cli/tests/browser.rs,
+# eventsource_behind_nginx_survives_the_death_of_its_cluster_node); the text
+# comes from tidings_testkit::Nginx::config_text. Goes in nginx's http context
+# (e.g. /etc/nginx/conf.d/tidings.conf). Put your nodes' addresses in the
+# upstream block and your public address in `listen` (add TLS there).
+
+";
+    let nodes: Vec<std::net::SocketAddr> = ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]
+        .iter()
+        .map(|address| address.parse().unwrap())
+        .collect();
+    let want = format!(
+        "{HEADER}{}",
+        tidings_testkit::Nginx::config_text(&nodes, 8080)
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cluster-nginx.conf");
+    if std::env::var_os("TIDINGS_BLESS").is_some_and(|value| value == "1") {
+        std::fs::write(&path, &want).expect("write the docs sample");
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is not Nginx::config_text's; run this test with TIDINGS_BLESS=1 to write it anew",
+        path.display()
     );
 }
