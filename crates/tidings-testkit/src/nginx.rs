@@ -96,7 +96,10 @@ impl Nginx {
         }
         format!(
             r#"upstream tidings {{
-{servers}}}
+{servers}    # Idle connections to the nodes kept open for the next requests
+    # (with proxy_http_version 1.1 and an empty Connection header below).
+    keepalive 16;
+}}
 
 server {{
     listen 127.0.0.1:{port};
