@@ -704,6 +704,23 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
     let Some(redis) = tidings_testkit::Redis::start() else {
         return;
     };
+    let history = format!("{}?stream=browser-cluster", redis.url());
+    eventsource_behind_nginx_survives_node_death(&tools, &history);
+}
+
+/// The same on a NATS JetStream log.
+#[test]
+fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node_on_nats() {
+    let Some(tools) = tools() else { return };
+    let Some(nats) = tidings_testkit::Nats::start() else {
+        return;
+    };
+    let history = format!("{}?stream=browser-cluster", nats.url());
+    eventsource_behind_nginx_survives_node_death(&tools, &history);
+}
+
+/// The cluster test on the shared log at `history`.
+fn eventsource_behind_nginx_survives_node_death(tools: &Tools, history: &str) {
     const BEFORE: usize = 10;
     const DURING: usize = 30;
     const AFTER: usize = 10;
@@ -711,11 +728,6 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
     // Events of the `DURING` run published before A is killed.
     const KILL_AFTER: usize = 5;
 
-    let history = format!(
-        "{}?stream=browser-cluster-{}",
-        redis.url(),
-        std::process::id()
-    );
     // nginx starts first, in front of the nodes' addresses: the nodes need
     // its URL, their public one.
     let upstreams: Vec<std::net::SocketAddr> = (0..3)
@@ -727,7 +739,7 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
     let public_url = format!("{}/.well-known/mercure", nginx.url());
     let mut nodes: Vec<Hub> = upstreams
         .iter()
-        .map(|&listen| cluster_node(listen, &public_url, &history))
+        .map(|&listen| cluster_node(listen, &public_url, history))
         .collect();
     // One hub to its clients: a token for the public URL, good on any node.
     let token = support::token(
@@ -755,7 +767,7 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
     }];
     // Lingering catches replays of already-seen events.
     let browser = Browser::open_for(
-        &tools,
+        tools,
         &nginx.url(),
         &subscriptions,
         Duration::from_millis(1500),
@@ -809,7 +821,7 @@ fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
     let source = &report.subscriptions[0];
     let arrival: Vec<&str> = source.events.iter().map(|e| e.data.as_str()).collect();
     eprintln!(
-        "cluster: node A {killed} killed ({status}), {while_away} events published before the \
+        "cluster on {history}: node A {killed} killed ({status}), {while_away} events published before the \
          page's stream was back on B or C; browser: {} events, {} opens, {} errors",
         source.events.len(),
         source.opens,
