@@ -38,7 +38,7 @@ use async_nats::jetstream::context::{
 };
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::{
-    self, DirectGetErrorKind, DiscardPolicy, LastRawMessageErrorKind, StorageType, Stream,
+    self, DiscardPolicy, LastRawMessageErrorKind, RawMessageErrorKind, StorageType, Stream,
 };
 use async_nats::jetstream::{self, Context};
 use async_nats::{Client, ConnectOptions, HeaderMap};
@@ -64,9 +64,9 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// acknowledgement permits until awaited.
 const PIPELINE: usize = 256;
 
-/// Direct gets a replay sends at once, at most; it starts lower so that a
-/// read near the end of the log asks for little past it.
-const READ_WINDOW: usize = 256;
+/// Most events a replay reads with one get each; more take an ordered
+/// consumer.
+const SMALL_READ: u64 = 64;
 
 /// Attempts to settle a refused publication (see `Engine::resolve`).
 const RESOLVE_ATTEMPTS: u32 = 5;
@@ -103,7 +103,6 @@ pub async fn connect(url: &str, retention: Retention) -> Result<Arc<dyn SharedLo
             "NATS JetStream {} stream {}",
             address.public, address.stream
         ),
-        subjects: format!("{}.>", address.stream),
         name: address.stream,
         client,
         context,
@@ -171,8 +170,6 @@ fn stream_config(address: &Address, retention: Retention) -> stream::Config {
 struct Engine {
     describe: String,
     name: String,
-    /// `NAME.>`: every event's subject.
-    subjects: String,
     client: Client,
     context: Context,
     stream: Stream,
@@ -316,39 +313,104 @@ impl Engine {
             .and_then(|(seq, found)| (*found == *id).then_some(seq)))
     }
 
-    /// Direct gets, answered by any replica, sent a window at a time: the
-    /// first finds the oldest retained event after `after` (retention may
-    /// have passed it), the rest follow by position.
+    /// Reads through the stream leader, never a replica's direct answer: a
+    /// replica that lags would answer short, and a short (above all an
+    /// empty) answer ends a subscriber's replay, skipping what the replica
+    /// did not have yet. The leader's state bounds the read: it has stored
+    /// every event it acknowledged, and a sequence it reports is in the
+    /// stream on every replica that catches up. A small read then asks the
+    /// leader for each message, all at once; a large one takes an ordered
+    /// consumer, which streams the messages in batches (about 2.5 times as
+    /// fast as gets for thousands of events) and, wherever it is placed,
+    /// delivers everything up to the bound in order.
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<SharedEvent>, HistoryError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let first = match self
+        let info = self
             .stream
-            .direct_get_next_for_subject(self.subjects.as_str(), Some(after + 1))
+            .get_info()
             .await
-        {
-            Ok(message) => message,
-            Err(err) if err.kind() == DirectGetErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(unavailable("reading the stream", err)),
-        };
-        let mut events = vec![decode(first.sequence, &first.payload)?];
-        let mut next = first.sequence + 1;
-        let mut window = 8;
-        while events.len() < limit {
-            let count = window.min(limit - events.len());
-            let gets = (next..next + count as u64).map(|seq| self.stream.direct_get(seq));
-            for result in futures_util::future::join_all(gets).await {
-                match result {
-                    Ok(message) => events.push(decode(message.sequence, &message.payload)?),
-                    // Past the end (or, racing retention, behind the front):
-                    // the caller reads on from the last event it got.
-                    Err(err) if err.kind() == DirectGetErrorKind::NotFound => return Ok(events),
-                    Err(err) => return Err(unavailable("reading the stream", err)),
+            .map_err(|err| unavailable("reading the stream's state", err))?;
+        self.stats.store(&info.state);
+        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        let start = after.saturating_add(1).max(first);
+        if info.state.messages == 0 || start > last {
+            return Ok(Vec::new());
+        }
+        let count = (last - start + 1).min(limit as u64);
+        if count <= SMALL_READ {
+            self.get_each(start, count).await
+        } else {
+            self.consume(start, count, last).await
+        }
+    }
+
+    /// The `count` events from `start`, one leader get each, sent at once.
+    async fn get_each(&self, start: u64, count: u64) -> Result<Vec<SharedEvent>, HistoryError> {
+        let gets = (start..start + count).map(|seq| self.stream.get_raw_message(seq));
+        let mut events = Vec::with_capacity(count as usize);
+        for result in futures_util::future::join_all(gets).await {
+            match result {
+                Ok(message) => events.push(decode(message.sequence, &message.payload)?),
+                // Retention removed the front since the state was read: the
+                // positions skipped tell the reader so.
+                Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => {
+                    if !events.is_empty() {
+                        // Not the front: trimming takes no message from the
+                        // middle, so stop here rather than leave a hole.
+                        break;
+                    }
                 }
+                Err(err) => return Err(unavailable("reading the stream", err)),
             }
-            next += count as u64;
-            window = (window * 2).min(READ_WINDOW);
+        }
+        Ok(events)
+    }
+
+    /// Up to `count` events from `start` through an ordered consumer,
+    /// stopping at `last`, the leader's newest sequence when the read began.
+    async fn consume(
+        &self,
+        start: u64,
+        count: u64,
+        last: u64,
+    ) -> Result<Vec<SharedEvent>, HistoryError> {
+        let consumer = self
+            .stream
+            .create_consumer(OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start,
+                },
+                ..OrderedConfig::default()
+            })
+            .await
+            .map_err(|err| unavailable("creating a consumer", err))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|err| unavailable("creating a consumer", err))?;
+        let mut events = Vec::with_capacity(count as usize);
+        while (events.len() as u64) < count {
+            let message = match tokio::time::timeout(REQUEST_TIMEOUT, messages.next()).await {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(err))) => return Err(unavailable("reading the stream", err)),
+                Ok(None) => return Err(unavailable("reading the stream", "the consumer ended")),
+                Err(_) => {
+                    return Err(unavailable(
+                        "reading the stream",
+                        format!("no message within {} ms", REQUEST_TIMEOUT.as_millis()),
+                    ))
+                }
+            };
+            let seq = message
+                .info()
+                .map_err(|err| unavailable("reading the stream", err))?
+                .stream_sequence;
+            events.push(decode(seq, &message.payload)?);
+            if seq >= last {
+                break;
+            }
         }
         Ok(events)
     }
