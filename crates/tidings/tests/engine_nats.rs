@@ -660,3 +660,43 @@ async fn a_replay_is_never_short_of_what_the_leader_acknowledged() {
         }
     }
 }
+
+/// The stream's limits are the first node's: a node started with other
+/// bounds neither shrinks nor grows them.
+#[tokio::test]
+async fn a_node_with_other_bounds_leaves_the_streams_limits_alone() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let five = Retention {
+        events: Some(5),
+        ..Retention::default()
+    };
+    let first = open(&nats.url(), five).await;
+    let other = open(
+        &nats.url(),
+        Retention {
+            events: Some(100),
+            age: Some(Duration::from_secs(3_600)),
+            ..Retention::default()
+        },
+    )
+    .await;
+    other.append(&events("b", 0..12)).await.unwrap();
+    assert_eq!(
+        seqs(&first.read_after(0, 100).await.unwrap()),
+        [8, 9, 10, 11, 12]
+    );
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("tidings")
+        .await
+        .unwrap();
+    let config = &stream.info().await.unwrap().config;
+    assert_eq!(config.max_messages, 5);
+    assert_eq!(config.max_age, Duration::ZERO);
+    // Again with fewer bounds: still the stream's.
+    let _unbounded = open(&nats.url(), Retention::default()).await;
+    let config = &stream.info().await.unwrap().config;
+    assert_eq!(config.max_messages, 5);
+}

@@ -18,6 +18,20 @@
 //! duplicate window the server answers a retry with the original's position
 //! even after retention removed the original.
 //!
+//! **The stream's configuration belongs to the log.** The first node to
+//! connect creates the stream with its bounds (`--retain-*`) as the
+//! stream's limits and the URL's `replicas`; a node that finds the stream
+//! leaves its configuration alone and, if it asked for other limits or
+//! replicas, says so in a warning. Updating it to each node's own would let
+//! nodes started with different flags undo each other, and one with
+//! smaller bounds or fewer replicas silently shrink a stream others made
+//! larger. Change the limits on the stream itself (`nats stream edit`);
+//! JetStream applies them, and measures age against its own clock, not the
+//! nodes'.
+//!
+//! **Reading.** `read_after` reads through the stream leader (see there):
+//! a replica's direct answer may lag behind what was acknowledged.
+//!
 //! **Following.** A node tails the log with an ordered pull consumer, an
 //! ephemeral single-replica consumer kept between `follow` calls while the
 //! caller asks for the continuation, and recreated when it does not or the
@@ -34,13 +48,13 @@ use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig, OrderedError};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::context::{
-    CreateStreamErrorKind, PublishAckFuture, PublishError, PublishErrorKind,
+    CreateStreamErrorKind, GetStreamErrorKind, PublishAckFuture, PublishError, PublishErrorKind,
 };
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::{
     self, DiscardPolicy, LastRawMessageErrorKind, RawMessageErrorKind, StorageType, Stream,
 };
-use async_nats::jetstream::{self, Context};
+use async_nats::jetstream::{self, Context, ErrorCode};
 use async_nats::{Client, ConnectOptions, HeaderMap};
 use futures_util::{FutureExt, StreamExt};
 use parking_lot::Mutex;
@@ -72,7 +86,7 @@ const SMALL_READ: u64 = 64;
 const RESOLVE_ATTEMPTS: u32 = 5;
 
 /// Connects to the stream a `nats://` (or `tls://`) URL names, creating it
-/// or updating it to `retention`.
+/// with `retention` when it does not exist yet.
 pub async fn connect(url: &str, retention: Retention) -> Result<Arc<dyn SharedLog>, HistoryError> {
     let address = Address::parse(url)?;
     let client = connect_client(&address).await?;
@@ -80,22 +94,8 @@ pub async fn connect(url: &str, retention: Retention) -> Result<Arc<dyn SharedLo
         .timeout(REQUEST_TIMEOUT)
         .ack_timeout(REQUEST_TIMEOUT)
         .build(client.clone());
-    let info = context
-        .create_or_update_stream(stream_config(&address, retention))
-        .await
-        .map_err(|err| match err.kind() {
-            CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => {
-                unavailable("setting up the stream", err)
-            }
-            _ => HistoryError::Failed(format!(
-                "NATS JetStream: cannot set up the stream `{}`: {err}",
-                address.stream
-            )),
-        })?;
-    let stream = context
-        .get_stream(&address.stream)
-        .await
-        .map_err(|err| unavailable("opening the stream", err))?;
+    let stream = open_stream(&context, stream_config(&address, retention)).await?;
+    let info = stream.cached_info().clone();
     let stats = Arc::new(Stats::default());
     stats.store(&info.state);
     Ok(Arc::new(Engine {
@@ -110,6 +110,68 @@ pub async fn connect(url: &str, retention: Retention) -> Result<Arc<dyn SharedLo
         tail: tokio::sync::Mutex::new(None),
         stats,
     }))
+}
+
+/// The stream `wanted` names: as it is when it exists, else created as
+/// `wanted`. An existing stream's limits and replicas are the log's and
+/// stay as they are (see the module doc); a node that asks for others says
+/// so in a warning.
+async fn open_stream(context: &Context, wanted: stream::Config) -> Result<Stream, HistoryError> {
+    let name = wanted.name.clone();
+    let setting_up = |err: &dyn Display| {
+        HistoryError::Failed(format!(
+            "NATS JetStream: cannot set up the stream `{name}`: {err}"
+        ))
+    };
+    let stream = match context.get_stream(&name).await {
+        Ok(stream) => stream,
+        Err(err)
+            if matches!(err.kind(), GetStreamErrorKind::JetStream(ref e)
+                if e.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            match context.create_stream(wanted.clone()).await {
+                Ok(stream) => return Ok(stream),
+                // Another node created it meanwhile.
+                Err(err)
+                    if matches!(err.kind(), CreateStreamErrorKind::JetStream(ref e)
+                        if e.error_code() == ErrorCode::STREAM_NAME_EXIST) =>
+                {
+                    context
+                        .get_stream(&name)
+                        .await
+                        .map_err(|err| unavailable("opening the stream", err))?
+                }
+                Err(err) => {
+                    return Err(match err.kind() {
+                        CreateStreamErrorKind::TimedOut
+                        | CreateStreamErrorKind::JetStreamUnavailable => {
+                            unavailable("setting up the stream", err)
+                        }
+                        _ => setting_up(&err),
+                    })
+                }
+            }
+        }
+        Err(err) => return Err(unavailable("opening the stream", err)),
+    };
+    let config = &stream.cached_info().config;
+    if !config.subjects.contains(&wanted.subjects[0]) {
+        return Err(setting_up(&format!(
+            "it exists without the subjects `{}`",
+            wanted.subjects[0]
+        )));
+    }
+    let limits = |c: &stream::Config| (c.max_messages, c.max_bytes, c.max_age, c.num_replicas);
+    if limits(config) != limits(&wanted) {
+        tracing::warn!(
+            stream = %name,
+            log = ?limits(config),
+            node = ?limits(&wanted),
+            "the stream keeps its own limits and replicas (max messages, bytes, age, replicas), \
+             not this node's; change them on the stream"
+        );
+    }
+    Ok(stream)
 }
 
 async fn connect_client(address: &Address) -> Result<Client, HistoryError> {
