@@ -33,6 +33,7 @@ LATENCY_SUBS=1000
 LATENCY_TOPICS=100      # 10 subscribers per topic, on all three nodes
 LATENCY_RATE=1000
 PUBLISHERS="1 16 256"
+ROUNDS=3                # publish: rounds, interleaved; the table shows the best
 PUBLISH_NODES=3
 FOLLOW_NODES="1 3 6"
 FOLLOW_RATE=1000
@@ -62,6 +63,7 @@ Options (defaults in brackets):
   --latency-rate R        [$LATENCY_RATE]
   --follow-rate R         [$FOLLOW_RATE]
   --peer-subs N           [$PEER_SUBS]
+  --rounds N              publish: rounds, the best shown [$ROUNDS]
   --duration S            [$DURATION]
   --redis-fsync WHEN      Redis appendfsync: always, everysec or no [$REDIS_FSYNC]
   --out FILE              write the tables into a copy of docs/benchmarks.md at FILE
@@ -81,6 +83,7 @@ while [ $# -gt 0 ]; do
     --latency-rate) LATENCY_RATE=$2; shift ;;
     --follow-rate) FOLLOW_RATE=$2; shift ;;
     --peer-subs) PEER_SUBS=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --redis-fsync) REDIS_FSYNC=$2; shift ;;
     --out) OUT_DOC=$2; shift ;;
@@ -93,7 +96,7 @@ done
 if [ "$SMOKE" = 1 ]; then
   NODES=3; SUBS=300; PER_HOLDER=100; FANOUT_RATE=5
   LATENCY_SUBS=60; LATENCY_TOPICS=10; LATENCY_RATE=50
-  PUBLISHERS="1 16"; PUBLISH_NODES=2
+  PUBLISHERS="1 16"; PUBLISH_NODES=2; ROUNDS=1
   FOLLOW_NODES="1 3"; FOLLOW_RATE=50
   PEER_SUBS=100; PEER_RATE=5
   DURATION=0.5; SETTLE=0.2; DRAIN=2
@@ -360,19 +363,21 @@ for what in ${MEASURES//,/ }; do
           --subs "$LATENCY_SUBS" --topics "$LATENCY_TOPICS" --rate "$LATENCY_RATE"
       done ;;
     publish)
-      for publishers in $PUBLISHERS; do
-        label="tidings, 1 node, redb (immediate)"
-        ENGINE_PID=
-        mkdir -p "$WORK/redb-$RUN"
-        start_hubs 1 redb --data-dir "$WORK/redb-$RUN" --durability immediate \
-          || { not_started "$label" "$what"; continue; }
-        measure "$label" "$what" --publish-url "${PUB_URLS[0]}" \
-          --rate 0 --publishers "$publishers" --topics 16
-        for engine in "${USABLE[@]}"; do
-          label="tidings, $(label_of "$engine"), $PUBLISH_NODES nodes"
-          start_cluster "$engine" "$PUBLISH_NODES" || { not_started "$label" "$what"; continue; }
-          urls=(); for url in "${PUB_URLS[@]}"; do urls+=(--publish-url "$url"); done
-          measure "$label" "$what" "${urls[@]}" --rate 0 --publishers "$publishers" --topics 16
+      for round in $(seq "$ROUNDS"); do
+        for publishers in $PUBLISHERS; do
+          label="tidings, 1 node, redb (immediate)"
+          ENGINE_PID=
+          mkdir -p "$WORK/redb-$RUN"
+          start_hubs 1 redb --data-dir "$WORK/redb-$RUN" --durability immediate \
+            || { not_started "$label" "$what"; continue; }
+          measure "$label" "$what" --publish-url "${PUB_URLS[0]}" \
+            --rate 0 --publishers "$publishers" --topics 16
+          for engine in "${USABLE[@]}"; do
+            label="tidings, $(label_of "$engine"), $PUBLISH_NODES nodes"
+            start_cluster "$engine" "$PUBLISH_NODES" || { not_started "$label" "$what"; continue; }
+            urls=(); for url in "${PUB_URLS[@]}"; do urls+=(--publish-url "$url"); done
+            measure "$label" "$what" "${urls[@]}" --rate 0 --publishers "$publishers" --topics 16
+          done
         done
       done ;;
     follow)
