@@ -13,10 +13,10 @@ use crate::target::Template;
 use anyhow::Context;
 use bytes::Bytes;
 use clap::ValueEnum;
+use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,7 +160,14 @@ pub async fn run(
         rate,
         until: None,
     };
-    run_spread(std::slice::from_ref(target), connections, streams, pace, pick).await
+    run_spread(
+        std::slice::from_ref(target),
+        connections,
+        streams,
+        pace,
+        pick,
+    )
+    .await
 }
 
 /// Like [`run`], with connection `j` publishing to `targets[j % len]`

@@ -337,9 +337,7 @@ fn run(args: &ClusterArgs, report: &mut ClusterReport) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs_f64(args.settle));
     }
     let cpu_after: Vec<_> = nodes.iter().map(|p| p.sample().cpu).collect();
-    let per_event = |cpu: Duration| {
-        (accepted > 0).then(|| cpu.as_nanos() as f64 / accepted as f64)
-    };
+    let per_event = |cpu: Duration| (accepted > 0).then(|| cpu.as_nanos() as f64 / accepted as f64);
     for (k, figures) in report.per_node.iter_mut().enumerate() {
         figures.cpu_ns_per_event = per_event(cpu_after[k].saturating_sub(cpu_before[k]));
         if !latency[k].is_empty() {
@@ -400,7 +398,10 @@ impl Holder {
             .args(["--topics", &args.topics.max(1).to_string()])
             .args(["--topic-prefix", &args.topic_prefix])
             .args(["--sources", &args.sources.to_string()])
-            .args(["--connect-concurrency", &args.connect_concurrency.to_string()])
+            .args([
+                "--connect-concurrency",
+                &args.connect_concurrency.to_string(),
+            ])
             .args(["--setup-timeout", &args.setup_timeout.to_string()])
             .args(["--drain", &args.drain.to_string()])
             .stdin(Stdio::piped())

@@ -126,7 +126,10 @@ fn render(reports: &[ClusterReport], notes: &[String]) -> String {
                 );
                 continue;
             }
-            let base = runs.iter().find(|b| b.ok && comparable(measure, b, run)).copied();
+            let base = runs
+                .iter()
+                .find(|b| b.ok && comparable(measure, b, run))
+                .copied();
             let cells: Vec<String> = columns.iter().map(|c| (c.cell)(run, base)).collect();
             let _ = writeln!(out, "| {} | {} |", run.label, cells.join(" | "));
         }
@@ -216,12 +219,21 @@ fn others(r: &ClusterReport) -> String {
 }
 
 fn mean_of_others(r: &ClusterReport) -> Option<f64> {
-    let values: Vec<f64> = r.per_node.iter().skip(1).filter_map(|n| n.cpu_ns_per_event).collect();
+    let values: Vec<f64> = r
+        .per_node
+        .iter()
+        .skip(1)
+        .filter_map(|n| n.cpu_ns_per_event)
+        .collect();
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 fn total_cpu(r: &ClusterReport) -> Option<f64> {
-    let values: Vec<f64> = r.per_node.iter().filter_map(|n| n.cpu_ns_per_event).collect();
+    let values: Vec<f64> = r
+        .per_node
+        .iter()
+        .filter_map(|n| n.cpu_ns_per_event)
+        .collect();
     (!values.is_empty()).then(|| values.iter().sum())
 }
 
@@ -284,7 +296,10 @@ mod tests {
         assert!(!out.contains("old"));
         assert!(out.contains("| redis | 2 | 1 | 500 (×0.50) |"), "{out}");
         assert!(out.contains("| redis | 2 | 16 | 8,000 (×2.00) |"), "{out}");
-        assert!(out.contains("| nats | **FAILED**: 3 publications failed |"), "{out}");
+        assert!(
+            out.contains("| nats | **FAILED**: 3 publications failed |"),
+            "{out}"
+        );
         assert!(out.ends_with(&format!("{END}\nb\n")));
     }
 
@@ -297,7 +312,10 @@ mod tests {
             run("redis", "publish", 16, 700.0),
         ];
         let out = splice(&doc, &reports, &[]).unwrap();
-        assert!(out.contains("| redis (best of 3) | 2 | 16 | 900 (×1.00) |"), "{out}");
+        assert!(
+            out.contains("| redis (best of 3) | 2 | 16 | 900 (×1.00) |"),
+            "{out}"
+        );
         assert_eq!(out.matches("| redis").count(), 1);
     }
 }
