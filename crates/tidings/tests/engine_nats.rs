@@ -560,7 +560,18 @@ async fn a_replicated_stream_loses_no_acknowledged_event_when_its_leader_dies() 
     );
     assert_eq!(one, two, "the nodes disagree on where an id is");
 
-    let stored = log.read_after(0, 10_000).await.unwrap();
+    // The new leader may still be settling: a read can be refused for a
+    // moment (Unavailable), as a subscriber's replay would be, then retried.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        match log.read_after(0, 10_000).await {
+            Ok(stored) => break stored,
+            Err(err) => {
+                assert!(Instant::now() < deadline, "reads did not resume: {err}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
     assert_eq!(seqs(&stored), (1..=stored.len() as u64).collect::<Vec<_>>());
     assert_eq!(stored.len(), 960, "each id stored once");
     for (id, position) in &one {
