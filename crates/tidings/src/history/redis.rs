@@ -1,13 +1,659 @@
 //! The shared log on Redis Streams.
+//!
+//! This module owns the stream every node of a cluster appends to, the
+//! connections to it, and the script that appends and applies retention.
+//! A URL's `stream` parameter names the log; its keys share that name as a
+//! hash tag, so a Redis Cluster keeps them in one slot:
+//!
+//! | key | holds |
+//! |---|---|
+//! | `{NAME}:log` | the stream: entry `0-N` is the event at position N, with fields `r` (the record), `t` (append time, Unix ms) and `i` (its id) |
+//! | `{NAME}:ids` | hash: id → position of each retained event |
+//! | `{NAME}:meta` | hash: `last`, the newest position ever given; `bytes`, the retained records' total size |
+//!
+//! Appending is one Lua script per batch (`redis/append.lua`): Redis runs a
+//! script alone, so two nodes appending the same id at once store it once,
+//! and the script trims the oldest entries past retention in the same step.
+//!
+//! Three connections, each reopened on the next call after it fails (through
+//! the Sentinels, when the URL names them, so a failover is followed): one
+//! for writes, whose `WAIT` holds back what is queued behind it; one for
+//! reads; and one for `XREAD BLOCK`, which holds its connection for as long
+//! as it waits.
 
-use super::{HistoryError, Retention, SharedLog};
+use super::{record, Appended, HistoryError, HistoryStats, Pending, Retention, SharedLog};
+use crate::event::{Event, SharedEvent};
+use percent_encoding::percent_decode_str;
+use redis::aio::MultiplexedConnection;
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError, RedisResult, Script,
+    ServerErrorKind, TlsMode,
+};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+/// How long opening a connection may take, Sentinel queries included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a command may take beyond what it waits for on purpose.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most entries one script run removes: Redis serves nobody else while a
+/// script runs, so a large backlog is trimmed over several runs.
+const TRIM_CHUNK: u64 = 2048;
+const DEFAULT_STREAM: &str = "tidings";
+const DEFAULT_REPLICA_TIMEOUT: Duration = Duration::from_millis(1000);
+const SENTINEL_PORT: u16 = 26379;
 
 /// Connects to the stream a `redis://`, `rediss://` or `redis+sentinel://`
 /// URL names.
 pub async fn connect(url: &str, retention: Retention) -> Result<Arc<dyn SharedLog>, HistoryError> {
-    let _ = (url, retention);
-    Err(HistoryError::Failed(
-        "the Redis engine is not built yet".into(),
-    ))
+    let target = Target::parse(url)?;
+    let connector = Arc::new(target.connector);
+    let log = RedisLog {
+        describe: format!("{} stream {}", target.address, target.options.stream),
+        keys: Keys::new(&target.options.stream),
+        replicas: target.options.replicas,
+        retention,
+        script: Script::new(include_str!("redis/append.lua")),
+        writes: Link::new(&connector),
+        reads: Link::new(&connector),
+        follows: Link::new(&connector),
+        events: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    };
+    // Tells at once whether the server answers, and learns the log's size.
+    log.trim().await?;
+    Ok(Arc::new(log))
+}
+
+struct RedisLog {
+    describe: String,
+    keys: Keys,
+    replicas: Option<Replicas>,
+    retention: Retention,
+    script: Script,
+    writes: Link,
+    reads: Link,
+    follows: Link,
+    events: AtomicU64,
+    bytes: AtomicU64,
+}
+
+struct Keys {
+    log: String,
+    ids: String,
+    meta: String,
+}
+
+impl Keys {
+    fn new(stream: &str) -> Keys {
+        Keys {
+            log: format!("{{{stream}}}:log"),
+            ids: format!("{{{stream}}}:ids"),
+            meta: format!("{{{stream}}}:meta"),
+        }
+    }
+}
+
+/// How many replicas must hold an append before it is acknowledged.
+#[derive(Clone, Copy)]
+struct Replicas {
+    count: u32,
+    timeout: Duration,
+}
+
+/// What a script run answered.
+struct Applied {
+    removed: u64,
+    /// One per event: its position, negated for a duplicate.
+    positions: Vec<i64>,
+}
+
+impl RedisLog {
+    /// Runs the append script on `events` (none: only retention), then
+    /// waits for replicas when `replicas` asks it.
+    async fn apply(
+        &self,
+        events: &[Event],
+        replicas: Option<Replicas>,
+    ) -> Result<Applied, HistoryError> {
+        let now = unix_ms();
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .key(&self.keys.log)
+            .key(&self.keys.ids)
+            .key(&self.keys.meta)
+            .arg(now)
+            .arg(bound(self.retention.age.map(|age| {
+                now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+            })))
+            .arg(bound(self.retention.events))
+            .arg(bound(self.retention.bytes))
+            .arg(TRIM_CHUNK);
+        for event in events {
+            invocation.arg(&*event.id).arg(record::encode(event, now));
+        }
+        let waited = replicas.map_or(Duration::ZERO, |r| r.timeout);
+        let (answer, acknowledged) = self
+            .writes
+            .run(&self.describe, waited, |mut conn| async move {
+                let answer: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+                let Some(replicas) = replicas else {
+                    return Ok((answer, 0));
+                };
+                // WAIT counts the replicas holding everything this
+                // connection wrote, the script's effects included.
+                let acknowledged: u32 = redis::cmd("WAIT")
+                    .arg(replicas.count)
+                    .arg(replicas.timeout.as_millis().max(1) as u64)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok((answer, acknowledged))
+            })
+            .await?;
+        let [events_left, bytes_left, removed, ref positions @ ..] = answer[..] else {
+            return Err(self.unexpected("the append script"));
+        };
+        if positions.len() != events.len() {
+            return Err(self.unexpected("the append script"));
+        }
+        self.events
+            .store(events_left.max(0) as u64, Ordering::Relaxed);
+        self.bytes
+            .store(bytes_left.max(0) as u64, Ordering::Relaxed);
+        if let Some(replicas) = replicas.filter(|r| acknowledged < r.count) {
+            // Stored on the primary all the same: the publisher's retry is
+            // answered as a duplicate once replicas catch up.
+            return Err(HistoryError::Unavailable(format!(
+                "{}: {acknowledged} of {} replicas acknowledged within {} ms",
+                self.describe,
+                replicas.count,
+                replicas.timeout.as_millis()
+            )));
+        }
+        Ok(Applied {
+            removed: removed.max(0) as u64,
+            positions: positions.to_vec(),
+        })
+    }
+
+    fn unexpected(&self, what: &str) -> HistoryError {
+        HistoryError::Failed(format!("{}: unexpected answer from {what}", self.describe))
+    }
+
+    /// Decodes stream entries into events, their position taken from the
+    /// entry id.
+    fn decode(&self, entries: Vec<Entry>) -> Result<Vec<SharedEvent>, HistoryError> {
+        entries
+            .into_iter()
+            .map(|(id, fields)| {
+                let position = id
+                    .strip_prefix("0-")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        HistoryError::Failed(format!(
+                            "{}: stream entry {id} is not a tidings position",
+                            self.describe
+                        ))
+                    })?;
+                fields
+                    .chunks_exact(2)
+                    .find(|pair| pair[0] == b"r")
+                    .and_then(|pair| record::decode(position, &pair[1]))
+                    .map(Arc::new)
+                    .ok_or_else(|| {
+                        HistoryError::Failed(format!(
+                            "{}: the event at position {position} does not decode",
+                            self.describe
+                        ))
+                    })
+            })
+            .collect()
+    }
+}
+
+/// A stream entry as Redis answers it: id, then field names and values in
+/// turn.
+type Entry = (String, Vec<Vec<u8>>);
+
+/// A retention bound as the script takes it: empty when unbounded.
+fn bound(value: Option<u64>) -> String {
+    value.map_or_else(String::new, |v| v.to_string())
+}
+
+impl SharedLog for RedisLog {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn append<'a>(&'a self, events: &'a [Event]) -> Pending<'a, Vec<Appended>> {
+        Box::pin(async move {
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            let applied = self.apply(events, self.replicas).await?;
+            Ok(applied
+                .positions
+                .into_iter()
+                .map(|p| match p {
+                    p if p < 0 => Appended::Duplicate(p.unsigned_abs()),
+                    p => Appended::New(p as u64),
+                })
+                .collect())
+        })
+    }
+
+    fn read_after(&self, after: u64, limit: usize) -> Pending<'_, Vec<SharedEvent>> {
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let mut command = redis::cmd("XRANGE");
+            command
+                .arg(&self.keys.log)
+                .arg(format!("0-{}", after.saturating_add(1)))
+                .arg("+")
+                .arg("COUNT")
+                .arg(limit);
+            let entries: Vec<Entry> = self
+                .reads
+                .run(&self.describe, Duration::ZERO, |mut conn| async move {
+                    command.query_async(&mut conn).await
+                })
+                .await?;
+            self.decode(entries)
+        })
+    }
+
+    fn follow(&self, after: u64, limit: usize, wait: Duration) -> Pending<'_, Vec<SharedEvent>> {
+        Box::pin(async move {
+            let block = wait.as_millis();
+            // BLOCK 0 would wait for ever.
+            if block == 0 || limit == 0 {
+                return self.read_after(after, limit).await;
+            }
+            let mut command = redis::cmd("XREAD");
+            command
+                .arg("BLOCK")
+                .arg(u64::try_from(block).unwrap_or(u64::MAX))
+                .arg("COUNT")
+                .arg(limit)
+                .arg("STREAMS")
+                .arg(&self.keys.log)
+                .arg(format!("0-{after}"));
+            let streams: Option<Vec<(String, Vec<Entry>)>> = self
+                .follows
+                .run(&self.describe, wait, |mut conn| async move {
+                    command.query_async(&mut conn).await
+                })
+                .await?;
+            let entries = streams
+                .and_then(|streams| streams.into_iter().next())
+                .map_or_else(Vec::new, |(_, entries)| entries);
+            self.decode(entries)
+        })
+    }
+
+    fn locate<'a>(&'a self, id: &'a str) -> Pending<'a, Option<u64>> {
+        Box::pin(async move {
+            let mut command = redis::cmd("HGET");
+            command.arg(&self.keys.ids).arg(id);
+            self.reads
+                .run(&self.describe, Duration::ZERO, |mut conn| async move {
+                    command.query_async(&mut conn).await
+                })
+                .await
+        })
+    }
+
+    fn last(&self) -> Pending<'_, u64> {
+        Box::pin(async move {
+            let mut command = redis::cmd("HGET");
+            command.arg(&self.keys.meta).arg("last");
+            let last: Option<u64> = self
+                .reads
+                .run(&self.describe, Duration::ZERO, |mut conn| async move {
+                    command.query_async(&mut conn).await
+                })
+                .await?;
+            Ok(last.unwrap_or(0))
+        })
+    }
+
+    fn trim(&self) -> Pending<'_, ()> {
+        Box::pin(async move {
+            while self.apply(&[], None).await?.removed >= TRIM_CHUNK {}
+            Ok(())
+        })
+    }
+
+    fn stats(&self) -> HistoryStats {
+        HistoryStats {
+            events: self.events.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Opens connections to the primary: directly, or wherever the Sentinels
+/// say it is now.
+enum Connector {
+    Direct(Client),
+    Sentinel(Mutex<SentinelClient>),
+}
+
+impl Connector {
+    async fn open(&self) -> RedisResult<MultiplexedConnection> {
+        // Calls bound their own time, waits included; the connection's
+        // default half-second answer timeout would cut WAIT and XREAD short.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(None);
+        match self {
+            Connector::Direct(client) => {
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+            }
+            Connector::Sentinel(sentinel) => {
+                sentinel
+                    .lock()
+                    .await
+                    .get_async_connection_with_config(&config)
+                    .await
+            }
+        }
+    }
+}
+
+/// One connection, opened when first needed and dropped when it fails, so
+/// that the next call opens another.
+struct Link {
+    connector: Arc<Connector>,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Counts connections opened, so that a call failing on an old one
+    /// does not drop its replacement.
+    generation: u64,
+    connection: Option<MultiplexedConnection>,
+}
+
+impl Link {
+    fn new(connector: &Arc<Connector>) -> Link {
+        Link {
+            connector: Arc::clone(connector),
+            slot: Mutex::new(Slot::default()),
+        }
+    }
+
+    /// Runs `op` on this link's connection, within the time it takes to
+    /// connect and answer plus `waits`, what the command waits on purpose.
+    async fn run<T, F, Fut>(
+        &self,
+        describe: &str,
+        waits: Duration,
+        op: F,
+    ) -> Result<T, HistoryError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let limit = CONNECT_TIMEOUT + ANSWER_TIMEOUT + waits;
+        let mut generation = None;
+        let outcome = tokio::time::timeout(limit, async {
+            let (current, connection) = self.connection().await?;
+            generation = Some(current);
+            op(connection).await
+        })
+        .await;
+        let error = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) if transient(&error) => {
+                HistoryError::Unavailable(format!("{describe}: {error}"))
+            }
+            Ok(Err(error)) => return Err(HistoryError::Failed(format!("{describe}: {error}"))),
+            Err(_) => HistoryError::Unavailable(format!(
+                "{describe}: no answer within {} ms",
+                limit.as_millis()
+            )),
+        };
+        if let Some(generation) = generation {
+            self.drop_connection(generation).await;
+        }
+        Err(error)
+    }
+
+    async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+        let mut slot = self.slot.lock().await;
+        if let Some(connection) = &slot.connection {
+            return Ok((slot.generation, connection.clone()));
+        }
+        let connection = self.connector.open().await?;
+        slot.generation += 1;
+        slot.connection = Some(connection.clone());
+        Ok((slot.generation, connection))
+    }
+
+    async fn drop_connection(&self, generation: u64) {
+        let mut slot = self.slot.lock().await;
+        if slot.generation == generation {
+            slot.connection = None;
+        }
+    }
+}
+
+/// Whether an error should pass once the server is back, or the primary
+/// found: the call is answered `Unavailable` and the connection reopened.
+fn transient(error: &RedisError) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::Io
+            | ErrorKind::Parse
+            | ErrorKind::MasterNameNotFoundBySentinel
+            | ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::ReadOnly
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+            )
+    ) || matches!(error.code(), Some("BUSY" | "NOREPLICAS"))
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What a URL names, split into what the redis crate takes and what is ours.
+struct Target {
+    connector: Connector,
+    /// Scheme, servers and database: never credentials.
+    address: String,
+    options: Options,
+}
+
+struct Options {
+    stream: String,
+    replicas: Option<Replicas>,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, HistoryError> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let options = Options::parse(query)?;
+        let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+        match scheme {
+            "redis" | "rediss" => Target::direct(base, options),
+            "redis+sentinel" | "rediss+sentinel" => {
+                Target::sentinel(scheme, scheme == "rediss+sentinel", rest, options)
+            }
+            _ => Err(HistoryError::Failed(format!(
+                "`{scheme}` is not a Redis URL scheme"
+            ))),
+        }
+    }
+
+    fn direct(base: &str, options: Options) -> Result<Target, HistoryError> {
+        let invalid = || HistoryError::Failed("the Redis URL does not parse".into());
+        let url = url::Url::parse(base).map_err(|_| invalid())?;
+        let address = format!(
+            "{}://{}:{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port().unwrap_or(6379),
+            url.path()
+        );
+        let client = Client::open(base).map_err(|_| invalid())?;
+        Ok(Target {
+            connector: Connector::Direct(client),
+            address,
+            options,
+        })
+    }
+
+    /// `[user:pass@]host:port[,host:port…]/MASTER[/db]`: the credentials
+    /// and database are the primary's; the Sentinels are asked without.
+    fn sentinel(
+        scheme: &str,
+        tls: bool,
+        rest: &str,
+        options: Options,
+    ) -> Result<Target, HistoryError> {
+        let invalid = |why: &str| {
+            HistoryError::Failed(format!(
+                "the Sentinel URL {why}: use {scheme}://[user:pass@]host:port[,host:port…]/MASTER[/db]"
+            ))
+        };
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or_else(|| invalid("names no master"))?;
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, authority),
+        };
+        let sentinels = hosts
+            .split(',')
+            .map(|host| sentinel_addr(host, tls))
+            .collect::<Option<Vec<_>>>()
+            .filter(|sentinels| !sentinels.is_empty())
+            .ok_or_else(|| invalid("has a server that is not host:port"))?;
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let master = segments.next().ok_or_else(|| invalid("names no master"))?;
+        let db = segments
+            .next()
+            .map(|db| {
+                db.parse::<i64>()
+                    .map_err(|_| invalid("has a database that is not a number"))
+            })
+            .transpose()?;
+        if segments.next().is_some() {
+            return Err(invalid("has a path past the database"));
+        }
+        let mut builder = SentinelClientBuilder::new(sentinels, master, SentinelServerType::Master)
+            .map_err(|e| HistoryError::Failed(format!("the Sentinel URL: {e}")))?;
+        if let Some(db) = db {
+            builder = builder.set_client_to_redis_db(db);
+        }
+        if let Some(userinfo) = userinfo {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+            if !user.is_empty() {
+                builder = builder.set_client_to_redis_username(decode(user));
+            }
+            if !password.is_empty() {
+                builder = builder.set_client_to_redis_password(decode(password));
+            }
+        }
+        if tls {
+            builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| HistoryError::Failed(format!("the Sentinel URL: {e}")))?;
+        Ok(Target {
+            connector: Connector::Sentinel(Mutex::new(client)),
+            address: format!(
+                "{scheme}://{hosts}/{master}{}",
+                db.map_or(String::new(), |db| format!("/{db}"))
+            ),
+            options,
+        })
+    }
+}
+
+/// A Sentinel's `host:port` or `[v6]:port`, port 26379 when left out.
+fn sentinel_addr(server: &str, tls: bool) -> Option<ConnectionAddr> {
+    let (host, port) = match server.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']')?;
+            match after {
+                "" => (host, SENTINEL_PORT),
+                port => (host, port.strip_prefix(':')?.parse().ok()?),
+            }
+        }
+        None => match server.split_once(':') {
+            Some((host, port)) => (host, port.parse().ok()?),
+            None => (server, SENTINEL_PORT),
+        },
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(if tls {
+        ConnectionAddr::TcpTls {
+            host: host.into(),
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host.into(), port)
+    })
+}
+
+impl Options {
+    fn parse(query: &str) -> Result<Options, HistoryError> {
+        let mut stream = DEFAULT_STREAM.to_string();
+        let (mut count, mut timeout) = (0, DEFAULT_REPLICA_TIMEOUT);
+        let mut unknown = Vec::new();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let number = || {
+                value.parse::<u64>().map_err(|_| {
+                    HistoryError::Failed(format!(
+                        "the Redis URL's `{name}` is not a whole number: `{value}`"
+                    ))
+                })
+            };
+            match &*name {
+                "stream" => stream = value.to_string(),
+                "replicas" => count = u32::try_from(number()?).unwrap_or(u32::MAX),
+                "replica_timeout" => timeout = Duration::from_millis(number()?),
+                _ => unknown.push(format!("`{name}`")),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(HistoryError::Failed(format!(
+                "the Redis URL has unknown query parameters {}: tidings takes stream, replicas and replica_timeout",
+                unknown.join(", ")
+            )));
+        }
+        // Braces would end the hash tag early and scatter the keys.
+        if stream.is_empty() || stream.contains(['{', '}']) {
+            return Err(HistoryError::Failed(format!(
+                "the Redis URL's stream `{stream}` must be a non-empty name without braces"
+            )));
+        }
+        Ok(Options {
+            stream,
+            replicas: (count > 0).then_some(Replicas { count, timeout }),
+        })
+    }
 }

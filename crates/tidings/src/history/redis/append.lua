@@ -1,0 +1,92 @@
+-- Appends a batch of events to the log, then applies retention; one script,
+-- so two nodes appending the same id at once store it once, and retention
+-- is exact.
+--
+-- KEYS: the stream, the id -> position hash, the meta hash.
+-- ARGV: append time (ms), age cutoff (ms), most events, most bytes (each ''
+-- when unbounded), most entries to remove, then the id and record of each
+-- event in order.
+-- Answers: retained events, retained bytes, entries removed, then the
+-- position of each event, negated for a duplicate.
+local log, ids, meta = KEYS[1], KEYS[2], KEYS[3]
+local now = ARGV[1]
+local cutoff = tonumber(ARGV[2])
+local max_events = tonumber(ARGV[3])
+local max_bytes = tonumber(ARGV[4])
+local budget = tonumber(ARGV[5])
+
+local answer = {0, 0, 0}
+local added = 0
+for i = 6, #ARGV, 2 do
+  local id, record = ARGV[i], ARGV[i + 1]
+  -- Also finds a duplicate earlier in this batch: its HSET is done.
+  local known = redis.call('HGET', ids, id)
+  if known then
+    answer[#answer + 1] = -tonumber(known)
+  else
+    -- The counter, not the stream, remembers the newest position: it
+    -- survives retention emptying the stream.
+    local position = redis.call('HINCRBY', meta, 'last', 1)
+    redis.call('XADD', log, '0-' .. position, 'r', record, 't', now, 'i', id)
+    redis.call('HSET', ids, id, position)
+    added = added + #record
+    answer[#answer + 1] = position
+  end
+end
+
+local count = redis.call('XLEN', log)
+local bytes = redis.call('HINCRBY', meta, 'bytes', added)
+
+local function fields(entry)
+  local flat, out = entry[2], {}
+  for k = 1, #flat, 2 do
+    out[flat[k]] = flat[k + 1]
+  end
+  return out
+end
+
+local function expired(entry)
+  return (max_events and count > max_events)
+    or (max_bytes and bytes > max_bytes)
+    or (cutoff and tonumber(entry.t) < cutoff)
+end
+
+-- Oldest first, until the front is within every bound; the entries go in
+-- one XTRIM at the end.
+local removed, newest_removed = 0, nil
+local start = '-'
+while removed < budget do
+  local entries = redis.call('XRANGE', log, start, '+', 'COUNT', math.min(budget - removed, 256))
+  if #entries == 0 then
+    break
+  end
+  local within = false
+  for _, raw in ipairs(entries) do
+    local entry = fields(raw)
+    if not (entry.r and entry.t and entry.i and tonumber(entry.t)) then
+      return redis.error_reply('stream entry ' .. raw[1] .. ' of ' .. log .. ' is not a tidings record')
+    end
+    if not expired(entry) then
+      within = true
+      break
+    end
+    redis.call('HDEL', ids, entry.i)
+    count = count - 1
+    bytes = bytes - #entry.r
+    removed = removed + 1
+    newest_removed = raw[1]
+  end
+  if within then
+    break
+  end
+  start = '(' .. newest_removed
+end
+
+if newest_removed then
+  local position = tonumber(string.sub(newest_removed, 3))
+  redis.call('XTRIM', log, 'MINID', '0-' .. (position + 1))
+  redis.call('HSET', meta, 'bytes', bytes)
+end
+
+answer[1], answer[2], answer[3] = count, bytes, removed
+return answer
