@@ -1,0 +1,450 @@
+//! A cluster of real `tidings serve` processes on one log engine, and what
+//! the cluster tests share: engines behind one type, nodes that can be
+//! killed, paused and restarted on their port, publishing that may fail,
+//! and readers that resume elsewhere.
+//!
+//! Each node's stderr goes to a file; when a test panics, the cluster prints
+//! every node's log before it goes, so a failure shows what the hubs saw.
+
+use super::{client, free_port, Hub, Message, Next, Stream, SECRET};
+use std::fs::{self, File};
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tidings_testkit::{Nats, Redis};
+use tokio::time::Instant;
+
+/// Long enough for anything a healthy cluster does on a busy 2-core
+/// machine; a test that waits this long has failed.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+/// How long "nothing more arrives" is watched for.
+pub const QUIET: Duration = Duration::from_millis(500);
+
+/// Writes the tests once, runs each against both engines: `cluster_tests!(a, b)`
+/// makes tests `a::redis`, `a::nats`, … calling `a(engine)`, or skipping
+/// loudly when the engine's program is not installed.
+#[macro_export]
+macro_rules! cluster_tests {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            use $crate::support::cluster::{Engine, Kind};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                if let Some(engine) = Engine::start(Kind::Redis) {
+                    super::$test(engine).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nats() {
+                if let Some(engine) = Engine::start(Kind::Nats) {
+                    super::$test(engine).await;
+                }
+            }
+        }
+    )*};
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Redis,
+    Nats,
+}
+
+/// One log engine server, durable: Redis fsyncs every write
+/// (`appendfsync always`), JetStream keeps its file store.
+pub enum Engine {
+    Redis(Redis),
+    Nats(Nats),
+}
+
+impl Engine {
+    /// None (after the kit's loud SKIPPED line) when the program is missing.
+    pub fn start(kind: Kind) -> Option<Engine> {
+        Some(match kind {
+            Kind::Redis => Engine::Redis(Redis::start_with(&[("appendfsync", "always")])?),
+            Kind::Nats => Engine::Nats(Nats::start()?),
+        })
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Engine::Redis(_) => Kind::Redis,
+            Engine::Nats(_) => Kind::Nats,
+        }
+    }
+
+    /// The `--history` URL of the cluster's log.
+    pub fn history(&self) -> String {
+        let server = match self {
+            Engine::Redis(redis) => redis.url(),
+            Engine::Nats(nats) => nats.url(),
+        };
+        format!("{server}?stream=ctest")
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        match self {
+            Engine::Redis(redis) => redis.kill(),
+            Engine::Nats(nats) => nats.kill(),
+        }
+    }
+
+    /// Starts the server again on its port and data; waits until it serves.
+    pub fn restart(&mut self) {
+        // The wait blocks: let the runtime's other tasks (readers) go on.
+        tokio::task::block_in_place(|| match self {
+            Engine::Redis(redis) => redis.restart(),
+            Engine::Nats(nats) => nats.restart(),
+        })
+    }
+}
+
+/// One `tidings serve` process of a cluster, on a port of its own that it
+/// keeps across restarts.
+pub struct Node {
+    hub: Hub,
+    args: Vec<String>,
+    log: PathBuf,
+    _logs: tempfile::TempDir,
+}
+
+impl Node {
+    /// Starts a node on `history` with `extra` flags.
+    pub fn start(history: &str, extra: &[&str]) -> Node {
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--jwt-key",
+            SECRET,
+            "--log",
+            "info",
+            "--history",
+            history,
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        let logs = tempfile::tempdir().expect("a log dir");
+        let log = logs.path().join("stderr.log");
+        let hub = spawn(&args, &log);
+        Node {
+            hub,
+            args,
+            log,
+            _logs: logs,
+        }
+    }
+
+    /// SIGKILL: no goodbye to anyone.
+    pub fn kill(&mut self) {
+        let _ = self.hub.child.kill();
+        let _ = self.hub.child.wait();
+    }
+
+    /// Kills the node if it runs and starts it again with the same flags
+    /// and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.hub = spawn(&self.args, &self.log);
+    }
+
+    /// SIGSTOP: the process stays, its sockets stay open, nothing runs.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid.
+        let result = unsafe { libc::kill(self.hub.pid() as libc::pid_t, signal) };
+        assert_eq!(result, 0, "kill({}, {signal})", self.hub.pid());
+    }
+
+    /// What the node wrote to stderr, across its restarts.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_else(|error| format!("(unreadable: {error})"))
+    }
+
+    /// Publishes `data` on `topic`, with the client id `id` if given; panics
+    /// unless answered 200, and returns the event's id.
+    pub async fn publish_as(&self, topic: &str, data: &str, id: Option<&str>) -> String {
+        let mut form = vec![("topic", topic), ("data", data)];
+        form.extend(id.map(|id| ("id", id)));
+        let (status, body) = self.post(Some(&self.publisher_token()), &form).await;
+        assert_eq!(status, 200, "publishing {data} on {}: {body}", self.url);
+        body
+    }
+
+    /// `GET /readyz`'s status.
+    pub async fn readiness(&self) -> u16 {
+        match client()
+            .get(format!("{}/readyz", self.origin))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Waits until `/readyz` answers `status`; false if it does not in time.
+    pub async fn readiness_becomes(&self, status: u16, wait: Duration) -> bool {
+        eventually(wait, || async { self.readiness().await == status }).await
+    }
+
+    /// Opens an event stream with `query` (and a bearer token and a
+    /// `Last-Event-ID`, when given), answered 200 and registered.
+    pub async fn open(&self, query: &str, token: Option<&str>, cursor: Option<&str>) -> Stream {
+        let bearer = token.map(|token| format!("Bearer {token}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        headers.extend(bearer.as_deref().map(|b| ("authorization", b)));
+        headers.extend(cursor.map(|c| ("last-event-id", c)));
+        let mut stream = Stream::open(&self.subscribe_url(query), &headers).await;
+        assert_eq!(stream.status, 200, "{query} on {}", self.url);
+        stream.wait_registered().await;
+        stream
+    }
+
+    /// Everything the log retains for `query`, read from this node with
+    /// `Last-Event-ID: earliest`, until nothing more comes.
+    pub async fn history(&self, query: &str) -> Vec<Message> {
+        let mut stream = self.open(query, None, Some("earliest")).await;
+        let mut events = Vec::new();
+        while let Some(event) = stream.next_within(QUIET * 2).await {
+            events.push(event);
+        }
+        events
+    }
+
+    /// Where a client publishing to this node sends its updates.
+    pub fn target(&self) -> Target {
+        Target {
+            url: self.url.clone(),
+            token: self.publisher_token(),
+        }
+    }
+}
+
+impl Deref for Node {
+    type Target = Hub;
+
+    fn deref(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+fn spawn(args: &[String], log: &PathBuf) -> Hub {
+    let stderr = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the node's log");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Hub::start_logging(&args, Stdio::from(stderr))
+}
+
+/// Nodes sharing one engine's log; prints their logs if the test fails.
+pub struct Cluster {
+    // Before the engine: nodes go first, and print no engine errors as they do.
+    pub nodes: Vec<Node>,
+    pub engine: Engine,
+}
+
+impl Cluster {
+    /// `n` nodes on `engine`, each with `extra` flags.
+    pub fn start(engine: Engine, n: usize, extra: &[&str]) -> Cluster {
+        let history = engine.history();
+        let nodes = (0..n).map(|_| Node::start(&history, extra)).collect();
+        Cluster { nodes, engine }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.engine.kind()
+    }
+
+    /// Every node's log, headed by its URL.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| format!("--- node {i} ({}) ---\n{}", node.url, node.log_text()))
+            .collect()
+    }
+
+    /// Where a client publishing round robin sends its updates.
+    pub fn targets(&self) -> Vec<Target> {
+        self.nodes.iter().map(Node::target).collect()
+    }
+}
+
+impl std::ops::Index<usize> for Cluster {
+    type Output = Node;
+
+    fn index(&self, i: usize) -> &Node {
+        &self.nodes[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Cluster {
+    fn index_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.nodes[i]
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{:?} cluster, its nodes' logs:\n{}", self.kind(), self.logs());
+        }
+    }
+}
+
+/// A node as a publisher sees it: owned, so a publishing task can hold it
+/// while the test kills the node.
+#[derive(Clone)]
+pub struct Target {
+    pub url: String,
+    pub token: String,
+}
+
+impl Target {
+    /// Publishes; the status and body, or why no answer came.
+    pub async fn post(&self, form: &[(&str, &str)], wait: Duration) -> Result<(u16, String), String> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = client()
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .timeout(wait)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|error| error.to_string())?;
+        Ok((status, text))
+    }
+}
+
+/// A subscriber that, when its stream ends, resumes with its last event id
+/// on the node it is told to.
+pub struct Reader {
+    query: String,
+    stream: Stream,
+    pub events: Vec<Message>,
+    /// How many times the stream ended and was opened again.
+    pub resumed: usize,
+}
+
+impl Reader {
+    pub async fn open(node: &Node, query: &str) -> Reader {
+        Reader {
+            query: query.to_string(),
+            stream: node.open(query, None, None).await,
+            events: Vec::new(),
+            resumed: 0,
+        }
+    }
+
+    /// The id it would resume from.
+    pub fn cursor(&self) -> String {
+        self.stream.last_event_id().expect("a cursor: the opening id or an event's")
+    }
+
+    /// Reads until `count` events in all, or the stream ends (false), or
+    /// `wait` passes (panics).
+    pub async fn read_to(&mut self, count: usize, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while self.events.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stream.poll_within(left).await {
+                Next::Event(event) => self.events.push(event),
+                Next::End => return false,
+                Next::Quiet => panic!(
+                    "{} events of {count} within {wait:?}: {:?}",
+                    self.events.len(),
+                    data(&self.events)
+                ),
+            }
+        }
+        true
+    }
+
+    /// Reads until `count` events in all, resuming on `node` each time the
+    /// stream ends.
+    pub async fn read_resuming(&mut self, node: &Node, count: usize, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while !self.read_to(count, deadline.saturating_duration_since(Instant::now())).await {
+            self.resume(node).await;
+        }
+    }
+
+    /// Opens the stream again on `node` from where this one stopped.
+    pub async fn resume(&mut self, node: &Node) {
+        let cursor = self.cursor();
+        self.stream = node.open(&self.query, None, Some(&cursor)).await;
+        assert_eq!(
+            self.stream.header("mercure-last-event-id").as_deref(),
+            Some(cursor.as_str()),
+            "the cursor {cursor} is in the log"
+        );
+        self.resumed += 1;
+    }
+
+    /// Nothing more arrives for a while (the stream may end).
+    pub async fn assert_quiet(&mut self) {
+        if let Next::Event(event) = self.stream.poll_within(QUIET).await {
+            panic!("unexpected event {event:?} after {:?}", data(&self.events));
+        }
+    }
+}
+
+/// The data of events, for comparisons and messages.
+pub fn data(events: &[Message]) -> Vec<String> {
+    events.iter().map(|event| event.data.clone()).collect()
+}
+
+/// The ids of events.
+pub fn ids(events: &[Message]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| event.id.clone().expect("an event id"))
+        .collect()
+}
+
+/// Waits until `check` holds, polling; false if it does not within `wait`.
+pub async fn eventually<F, Fut>(wait: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + wait;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Form encoding, for query strings.
+pub fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
