@@ -12,7 +12,7 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tidings_testkit::{Nats, Redis};
+use tidings_testkit::{Nats, NatsCluster, Redis, Sentinel};
 use tokio::time::Instant;
 
 /// Long enough for anything a healthy cluster does on a busy 2-core
@@ -22,24 +22,28 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub const QUIET: Duration = Duration::from_millis(500);
 
 /// Writes the tests once, runs each against both engines: `cluster_tests!(a, b)`
-/// makes tests `a::redis`, `a::nats`, … calling `a(engine)`, or skipping
-/// loudly when the engine's program is not installed.
+/// makes tests `a::redis`, `a::nats`, … calling `a(engine)` with one server
+/// of each, or skipping loudly when the engine's program is not installed;
+/// `cluster_tests!(replicated: c)` gives `c` a replicated engine.
 #[macro_export]
 macro_rules! cluster_tests {
-    ($($test:ident),* $(,)?) => {$(
+    ($($test:ident),* $(,)?) => {
+        $crate::cluster_tests!(start: $($test),*);
+    };
+    ($start:ident: $($test:ident),* $(,)?) => {$(
         mod $test {
             use $crate::support::cluster::{Engine, Kind};
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                if let Some(engine) = Engine::start(Kind::Redis) {
+                if let Some(engine) = Engine::$start(Kind::Redis) {
                     super::$test(engine).await;
                 }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn nats() {
-                if let Some(engine) = Engine::start(Kind::Nats) {
+                if let Some(engine) = Engine::$start(Kind::Nats) {
                     super::$test(engine).await;
                 }
             }
@@ -53,15 +57,20 @@ pub enum Kind {
     Nats,
 }
 
-/// One log engine server, durable: Redis fsyncs every write
-/// (`appendfsync always`), JetStream keeps its file store.
+/// A log engine, durable: one server (Redis fsyncing every write with
+/// `appendfsync always`, JetStream with its file store), or a replicated one
+/// that survives its leader (Redis under Sentinel with `replicas=1`, three
+/// NATS servers with `replicas=3`).
 pub enum Engine {
     Redis(Redis),
     Nats(Nats),
+    Sentinel(Sentinel),
+    NatsCluster(NatsCluster),
 }
 
 impl Engine {
-    /// None (after the kit's loud SKIPPED line) when the program is missing.
+    /// One server; None (after the kit's loud SKIPPED line) when the
+    /// program is missing.
     pub fn start(kind: Kind) -> Option<Engine> {
         Some(match kind {
             Kind::Redis => Engine::Redis(Redis::start_with(&[("appendfsync", "always")])?),
@@ -69,20 +78,31 @@ impl Engine {
         })
     }
 
+    /// A replicated engine that fails over by itself.
+    pub fn replicated(kind: Kind) -> Option<Engine> {
+        tokio::task::block_in_place(|| {
+            Some(match kind {
+                Kind::Redis => Engine::Sentinel(Sentinel::start()?),
+                Kind::Nats => Engine::NatsCluster(NatsCluster::start(3)?),
+            })
+        })
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
-            Engine::Redis(_) => Kind::Redis,
-            Engine::Nats(_) => Kind::Nats,
+            Engine::Redis(_) | Engine::Sentinel(_) => Kind::Redis,
+            Engine::Nats(_) | Engine::NatsCluster(_) => Kind::Nats,
         }
     }
 
     /// The `--history` URL of the cluster's log.
     pub fn history(&self) -> String {
-        let server = match self {
-            Engine::Redis(redis) => redis.url(),
-            Engine::Nats(nats) => nats.url(),
-        };
-        format!("{server}?stream=ctest")
+        match self {
+            Engine::Redis(redis) => format!("{}?stream=ctest", redis.url()),
+            Engine::Nats(nats) => format!("{}?stream=ctest", nats.url()),
+            Engine::Sentinel(sentinel) => format!("{}?stream=ctest&replicas=1", sentinel.url()),
+            Engine::NatsCluster(nats) => format!("{}?stream=ctest&replicas=3", nats.url()),
+        }
     }
 
     /// SIGKILL.
@@ -90,6 +110,7 @@ impl Engine {
         match self {
             Engine::Redis(redis) => redis.kill(),
             Engine::Nats(nats) => nats.kill(),
+            _ => panic!("a replicated engine fails over instead"),
         }
     }
 
@@ -99,8 +120,49 @@ impl Engine {
         tokio::task::block_in_place(|| match self {
             Engine::Redis(redis) => redis.restart(),
             Engine::Nats(nats) => nats.restart(),
+            _ => panic!("a replicated engine fails over instead"),
         })
     }
+
+    /// Kills the server that leads the log now (the Redis primary, the NATS
+    /// server leading the stream); the others carry on without it.
+    pub fn kill_leader(&mut self) {
+        tokio::task::block_in_place(|| match self {
+            Engine::Sentinel(sentinel) => sentinel.kill_primary(),
+            Engine::NatsCluster(nats) => {
+                let leader = stream_leader(nats).expect("a leader of the stream");
+                let i = (0..3)
+                    .find(|&i| nats.server_name(i) == leader)
+                    .unwrap_or_else(|| panic!("no server named {leader}"));
+                nats.kill(i);
+            }
+            _ => panic!("a single server has no one to fail over to"),
+        })
+    }
+
+    /// The servers' own logs, for failure messages.
+    pub fn logs(&self) -> String {
+        match self {
+            Engine::Sentinel(sentinel) => sentinel.logs(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The server leading the `ctest` stream, as the first server that answers
+/// `/jsz` reports it.
+fn stream_leader(nats: &NatsCluster) -> Option<String> {
+    (0..3).find_map(|i| {
+        let jsz = nats.monitor(i, "/jsz?streams=true")?;
+        let jsz: serde_json::Value = serde_json::from_str(&jsz).ok()?;
+        jsz["account_details"]
+            .as_array()?
+            .iter()
+            .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+            .find(|stream| stream["name"] == "ctest")
+            .and_then(|stream| stream["cluster"]["leader"].as_str())
+            .map(String::from)
+    })
 }
 
 /// One `tidings serve` process of a cluster, on a port of its own that it
@@ -152,7 +214,7 @@ impl Node {
     /// and port.
     pub fn restart(&mut self) {
         self.kill();
-        self.hub = spawn(&self.args, &self.log);
+        self.hub = tokio::task::block_in_place(|| spawn(&self.args, &self.log));
     }
 
     /// SIGSTOP: the process stays, its sockets stay open, nothing runs.
@@ -306,7 +368,12 @@ impl std::ops::IndexMut<usize> for Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("{:?} cluster, its nodes' logs:\n{}", self.kind(), self.logs());
+            eprintln!(
+                "{:?} cluster, its nodes' logs:\n{}{}",
+                self.kind(),
+                self.logs(),
+                self.engine.logs()
+            );
         }
     }
 }
@@ -345,6 +412,8 @@ impl Target {
 pub struct Reader {
     query: String,
     stream: Stream,
+    /// The bare `id:` the first stream opened with.
+    opening: Option<String>,
     pub events: Vec<Message>,
     /// How many times the stream ended and was opened again.
     pub resumed: usize,
@@ -352,17 +421,25 @@ pub struct Reader {
 
 impl Reader {
     pub async fn open(node: &Node, query: &str) -> Reader {
+        let stream = node.open(query, None, None).await;
         Reader {
             query: query.to_string(),
-            stream: node.open(query, None, None).await,
+            opening: stream.last_event_id(),
+            stream,
             events: Vec::new(),
             resumed: 0,
         }
     }
 
-    /// The id it would resume from.
+    /// The id it would resume from: the last whole event's (not the parser's,
+    /// which a stream cut between an event's `id:` and its end has moved on),
+    /// or the opening one.
     pub fn cursor(&self) -> String {
-        self.stream.last_event_id().expect("a cursor: the opening id or an event's")
+        self.events
+            .last()
+            .and_then(|event| event.id.clone())
+            .or_else(|| self.opening.clone())
+            .expect("a cursor: the opening id or an event's")
     }
 
     /// Reads until `count` events in all, or the stream ends (false), or

@@ -1,0 +1,199 @@
+//! A cluster loses nothing it acknowledged: through an engine outage, a
+//! node cut off from the log, a node killed under load, and (with a
+//! replicated engine) the death of the engine's leader. Every test runs
+//! against both engines (`engine_outage::redis`, `engine_outage::nats`, …).
+
+mod support;
+
+use std::time::Duration;
+use support::cluster::{data, eventually, ids, Cluster, Engine, Reader, Target, PATIENCE};
+use tokio::time::Instant;
+
+crate::cluster_tests!(
+    engine_outage_refuses_publications_then_recovers,
+    a_node_cut_off_from_the_log_catches_up_in_order,
+    a_node_killed_under_load_loses_nothing,
+);
+crate::cluster_tests!(replicated: the_engines_leader_dies_under_load);
+
+/// Numbers as event data.
+fn numbers(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|n| n.to_string()).collect()
+}
+
+/// Publishes `range` on `topic`, round robin across the cluster's nodes.
+async fn publish_round_robin(cluster: &Cluster, topic: &str, range: std::ops::Range<usize>) {
+    for n in range {
+        let node = &cluster[n % cluster.nodes.len()];
+        node.publish_as(topic, &n.to_string(), None).await;
+    }
+}
+
+/// One reader on `topic` per node, opened live.
+async fn readers(cluster: &Cluster, topic: &str) -> Vec<Reader> {
+    let mut readers = Vec::new();
+    for node in &cluster.nodes {
+        readers.push(Reader::open(node, &format!("match={topic}")).await);
+    }
+    readers
+}
+
+/// Each reader (resuming on its own node if its stream ends) has exactly
+/// `expected`, in order, and nothing more.
+async fn all_have(cluster: &Cluster, readers: &mut [Reader], expected: &[String]) {
+    for (reader, node) in readers.iter_mut().zip(&cluster.nodes) {
+        reader.read_resuming(node, expected.len(), PATIENCE).await;
+        assert_eq!(data(&reader.events), expected, "on {}", node.url);
+        reader.assert_quiet().await;
+    }
+}
+
+/// With the engine gone, publications are refused with a problem document,
+/// never acknowledged, and the nodes report themselves not ready; with the
+/// engine back (and its data: Redis fsyncs every write, JetStream keeps its
+/// files), they become ready by themselves and the open subscriptions get
+/// what is published next, in order and once.
+async fn engine_outage_refuses_publications_then_recovers(engine: Engine) {
+    let mut cluster = Cluster::start(engine, 3, &[]);
+    let mut readers = readers(&cluster, "t").await;
+    publish_round_robin(&cluster, "t", 0..3).await;
+    all_have(&cluster, &mut readers, &numbers(0..3)).await;
+
+    cluster.engine.kill();
+    for target in cluster.targets() {
+        let answer = target
+            .post(&[("topic", "t"), ("data", "lost")], PATIENCE)
+            .await;
+        let (status, body) = answer.unwrap_or_else(|error| panic!("no answer: {error}"));
+        assert_eq!(status, 503, "{body}");
+        let problem: serde_json::Value = serde_json::from_str(&body).expect("a problem document");
+        assert_eq!(problem["status"], 503, "{body}");
+    }
+    for node in &cluster.nodes {
+        assert!(node.readiness_becomes(503, PATIENCE).await, "{} not ready", node.url);
+    }
+
+    cluster.engine.restart();
+    for node in &cluster.nodes {
+        assert!(node.readiness_becomes(200, PATIENCE).await, "{} ready", node.url);
+    }
+    cluster[1].publish_as("t", "3", None).await;
+    cluster[2].publish_as("t", "4", None).await;
+    cluster[0].publish_as("t", "5", None).await;
+    all_have(&cluster, &mut readers, &numbers(0..6)).await;
+}
+
+/// A node that stops following the log (paused with SIGSTOP, the engine
+/// restarted behind its back) delivers everything published meanwhile on
+/// the other nodes once it runs again, in order, nothing skipped.
+async fn a_node_cut_off_from_the_log_catches_up_in_order(engine: Engine) {
+    let mut cluster = Cluster::start(engine, 3, &[]);
+    let mut readers = readers(&cluster, "t").await;
+    publish_round_robin(&cluster, "t", 0..2).await;
+    all_have(&cluster, &mut readers, &numbers(0..2)).await;
+
+    cluster[0].pause();
+    for n in 2..10 {
+        cluster[1 + n % 2].publish_as("t", &n.to_string(), None).await;
+    }
+    cluster[0].resume();
+    all_have(&cluster, &mut readers, &numbers(0..10)).await;
+
+    // Again, with the engine killed and restarted while the node sleeps:
+    // its connections to the engine are dead when it wakes.
+    cluster[0].pause();
+    cluster[1].publish_as("t", "10", None).await;
+    cluster.engine.kill();
+    cluster.engine.restart();
+    let up = eventually(PATIENCE, || async {
+        let form = [("topic", "t"), ("data", "11"), ("id", "eleven")];
+        let answer = cluster[2].target().post(&form, PATIENCE).await;
+        matches!(answer, Ok((200, _)))
+    });
+    assert!(up.await, "node 2 publishes again once the engine is back");
+    for n in 12..15 {
+        cluster[1].publish_as("t", &n.to_string(), None).await;
+    }
+    cluster[0].resume();
+    all_have(&cluster, &mut readers, &numbers(0..15)).await;
+}
+
+/// Publishes numbered events with client ids, round robin across `targets`;
+/// a publication refused or unanswered is tried again on the next node with
+/// the same id. Returns the numbers acknowledged, in order.
+async fn publish_load(targets: Vec<Target>, count: usize) -> Vec<usize> {
+    let mut acknowledged = Vec::new();
+    for n in 0..count {
+        let (id, data) = (format!("load-{n}"), n.to_string());
+        let form = [("topic", "load"), ("id", id.as_str()), ("data", data.as_str())];
+        let deadline = Instant::now() + PATIENCE;
+        let mut attempts = Vec::new();
+        for target in targets.iter().cycle().skip(n) {
+            match target.post(&form, Duration::from_secs(5)).await {
+                Ok((200, body)) => {
+                    assert_eq!(body, id, "a retry is answered with the id");
+                    acknowledged.push(n);
+                    break;
+                }
+                answer => attempts.push(format!("{}: {answer:?}", target.url)),
+            }
+            assert!(Instant::now() < deadline, "{id} never acknowledged: {attempts:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    acknowledged
+}
+
+/// A node SIGKILLed while publishers and a reader use it: publishers retry
+/// elsewhere with the same ids, the reader resumes on another node with its
+/// `Last-Event-ID`, and in the end the reader has every acknowledged event
+/// once, in order, and the log holds each id once. The node, restarted,
+/// serves the cluster again.
+async fn a_node_killed_under_load_loses_nothing(engine: Engine) {
+    const COUNT: usize = 300;
+    let mut cluster = Cluster::start(engine, 3, &[]);
+    let mut reader = Reader::open(&cluster[0], "match=load").await;
+    let load = tokio::spawn(publish_load(cluster.targets(), COUNT));
+    assert!(reader.read_to(COUNT / 3, PATIENCE).await, "node 0 serves until killed");
+    cluster[0].kill();
+    assert!(!reader.read_to(COUNT, PATIENCE).await, "the stream ends with its node");
+    reader.resume(&cluster[1]).await;
+    let acknowledged = load.await.expect("the publisher");
+    reader.read_resuming(&cluster[1], acknowledged.len(), PATIENCE).await;
+
+    let expected: Vec<String> = acknowledged.iter().map(usize::to_string).collect();
+    assert_eq!(expected, numbers(0..COUNT), "every publication acknowledged");
+    assert_eq!(data(&reader.events), expected, "once each, in order");
+    reader.assert_quiet().await;
+    let history = cluster[2].history("match=load").await;
+    let stored: Vec<String> = (0..COUNT).map(|n| format!("load-{n}")).collect();
+    assert_eq!(ids(&history), stored, "each id stored once, in order");
+
+    cluster[0].restart();
+    let mut rejoined = Reader::open(&cluster[0], "match=after").await;
+    cluster[1].publish_as("after", "back", None).await;
+    assert!(rejoined.read_to(1, PATIENCE).await);
+    assert_eq!(data(&rejoined.events), ["back"]);
+}
+
+/// A replicated engine (Redis under Sentinel with `replicas=1`, three NATS
+/// servers with `replicas=3`) whose leader is killed under load: the nodes
+/// carry on through another server by themselves, and no acknowledged event
+/// is lost or stored twice.
+async fn the_engines_leader_dies_under_load(engine: Engine) {
+    const COUNT: usize = 300;
+    let mut cluster = Cluster::start(engine, 2, &[]);
+    let mut reader = Reader::open(&cluster[0], "match=load").await;
+    let load = tokio::spawn(publish_load(cluster.targets(), COUNT));
+    assert!(reader.read_to(COUNT / 3, PATIENCE).await);
+    cluster.engine.kill_leader();
+    let acknowledged = load.await.expect("the publisher");
+    assert_eq!(acknowledged.len(), COUNT, "the nodes publish again by themselves");
+    reader.read_resuming(&cluster[0], COUNT, PATIENCE).await;
+
+    let expected = numbers(0..COUNT);
+    assert_eq!(data(&reader.events), expected, "once each, in order");
+    let history = cluster[1].history("match=load").await;
+    assert_eq!(data(&history), expected, "each stored once, in order");
+}
