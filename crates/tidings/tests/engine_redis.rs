@@ -512,3 +512,22 @@ async fn a_sentinel_failover_loses_no_acknowledged_event() {
         "{answer:?}"
     );
 }
+
+#[tokio::test]
+async fn bad_data_fails_naming_the_position_without_panicking() {
+    let Some(redis) = redis() else { return };
+    redis.cli(&["XADD", "{bad}:log", "0-1", "r", "junk", "t", "0", "i", "x"]);
+    redis.cli(&["HSET", "{bad}:meta", "last", "1"]);
+    redis.cli(&["HSET", "{bad}:ids", "x", "not a number"]);
+    let log = open(&format!("{}?stream=bad", redis.url())).await;
+    let read = log.read_after(0, 10).await;
+    assert!(
+        matches!(&read, Err(HistoryError::Failed(why)) if why.contains("position 1")),
+        "{read:?}"
+    );
+    let located = log.locate("x").await;
+    assert!(
+        matches!(located, Err(HistoryError::Failed(_))),
+        "{located:?}"
+    );
+}

@@ -453,8 +453,9 @@ impl Link {
 fn transient(error: &RedisError) -> bool {
     matches!(
         error.kind(),
+        // Not Parse: that is also what an answer of the wrong type gives,
+        // bad data that waiting will not mend.
         ErrorKind::Io
-            | ErrorKind::Parse
             | ErrorKind::MasterNameNotFoundBySentinel
             | ErrorKind::Server(
                 ServerErrorKind::BusyLoading
