@@ -6,7 +6,7 @@
 mod support;
 
 use std::time::Duration;
-use support::cluster::{data, eventually, ids, Cluster, Engine, Reader, Target, PATIENCE};
+use support::cluster::{data, eventually, ids, Cluster, Engine, Kind, Reader, Target, PATIENCE};
 use tokio::time::Instant;
 
 crate::cluster_tests!(
@@ -60,10 +60,9 @@ async fn engine_outage_refuses_publications_then_recovers(engine: Engine) {
     all_have(&cluster, &mut readers, &numbers(0..3)).await;
 
     cluster.engine.kill();
-    for target in cluster.targets() {
-        let answer = target
-            .post(&[("topic", "t"), ("data", "lost")], PATIENCE)
-            .await;
+    for (i, target) in cluster.targets().iter().enumerate() {
+        let refused = format!("refused by node {i}");
+        let answer = target.post(&[("topic", "t"), ("data", &refused)], PATIENCE).await;
         let (status, body) = answer.unwrap_or_else(|error| panic!("no answer: {error}"));
         assert_eq!(status, 503, "{body}");
         let problem: serde_json::Value = serde_json::from_str(&body).expect("a problem document");
@@ -118,15 +117,23 @@ async fn a_node_cut_off_from_the_log_catches_up_in_order(engine: Engine) {
     all_have(&cluster, &mut readers, &numbers(0..15)).await;
 }
 
+/// What a publisher got through.
+struct Load {
+    /// The numbers acknowledged, in order.
+    acknowledged: Vec<usize>,
+    /// Why it stopped before the end, if it did.
+    gave_up: Option<String>,
+}
+
 /// Publishes numbered events with client ids, round robin across `targets`;
 /// a publication refused or unanswered is tried again on the next node with
-/// the same id. Returns the numbers acknowledged, in order.
-async fn publish_load(targets: Vec<Target>, count: usize) -> Vec<usize> {
+/// the same id, for up to `patience`, after which the publisher gives up.
+async fn publish_load(targets: Vec<Target>, count: usize, patience: Duration) -> Load {
     let mut acknowledged = Vec::new();
     for n in 0..count {
         let (id, data) = (format!("load-{n}"), n.to_string());
         let form = [("topic", "load"), ("id", id.as_str()), ("data", data.as_str())];
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + patience;
         let mut attempts = Vec::new();
         for target in targets.iter().cycle().skip(n) {
             match target.post(&form, Duration::from_secs(5)).await {
@@ -137,12 +144,20 @@ async fn publish_load(targets: Vec<Target>, count: usize) -> Vec<usize> {
                 }
                 answer => attempts.push(format!("{}: {answer:?}", target.url)),
             }
-            assert!(Instant::now() < deadline, "{id} never acknowledged: {attempts:#?}");
+            if Instant::now() > deadline {
+                let gave_up = format!("{id} never acknowledged: {attempts:#?}");
+                return Load { acknowledged, gave_up: Some(gave_up) };
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    acknowledged
+    Load { acknowledged, gave_up: None }
+}
+
+/// Numbers in event data.
+fn parsed(events: &[String]) -> Vec<usize> {
+    events.iter().map(|n| n.parse().expect("a number")).collect()
 }
 
 /// A node SIGKILLed while publishers and a reader use it: publishers retry
@@ -154,16 +169,17 @@ async fn a_node_killed_under_load_loses_nothing(engine: Engine) {
     const COUNT: usize = 300;
     let mut cluster = Cluster::start(engine, 3, &[]);
     let mut reader = Reader::open(&cluster[0], "match=load").await;
-    let load = tokio::spawn(publish_load(cluster.targets(), COUNT));
+    let load = tokio::spawn(publish_load(cluster.targets(), COUNT, PATIENCE));
     assert!(reader.read_to(COUNT / 3, PATIENCE).await, "node 0 serves until killed");
     cluster[0].kill();
     assert!(!reader.read_to(COUNT, PATIENCE).await, "the stream ends with its node");
     reader.resume(&cluster[1]).await;
-    let acknowledged = load.await.expect("the publisher");
-    reader.read_resuming(&cluster[1], acknowledged.len(), PATIENCE).await;
+    let load = load.await.expect("the publisher");
+    assert_eq!(load.gave_up, None, "publishers carry on on the other nodes");
+    reader.read_resuming(&cluster[1], COUNT, PATIENCE).await;
 
-    let expected: Vec<String> = acknowledged.iter().map(usize::to_string).collect();
-    assert_eq!(expected, numbers(0..COUNT), "every publication acknowledged");
+    let expected = numbers(0..COUNT);
+    assert_eq!(parsed(&expected), load.acknowledged, "every publication acknowledged");
     assert_eq!(data(&reader.events), expected, "once each, in order");
     reader.assert_quiet().await;
     let history = cluster[2].history("match=load").await;
@@ -179,21 +195,29 @@ async fn a_node_killed_under_load_loses_nothing(engine: Engine) {
 
 /// A replicated engine (Redis under Sentinel with `replicas=1`, three NATS
 /// servers with `replicas=3`) whose leader is killed under load: the nodes
-/// carry on through another server by themselves, and no acknowledged event
-/// is lost or stored twice.
+/// follow the log through another server by themselves, and no acknowledged
+/// event is lost or stored twice. NATS keeps a quorum (two of three), so
+/// publishing carries on; the new Redis primary has no replica left, so
+/// publications are refused rather than acknowledged on one copy.
 async fn the_engines_leader_dies_under_load(engine: Engine) {
     const COUNT: usize = 300;
     let mut cluster = Cluster::start(engine, 2, &[]);
     let mut reader = Reader::open(&cluster[0], "match=load").await;
-    let load = tokio::spawn(publish_load(cluster.targets(), COUNT));
+    let load = tokio::spawn(publish_load(cluster.targets(), COUNT, PATIENCE / 2));
     assert!(reader.read_to(COUNT / 3, PATIENCE).await);
     cluster.engine.kill_leader();
-    let acknowledged = load.await.expect("the publisher");
-    assert_eq!(acknowledged.len(), COUNT, "the nodes publish again by themselves");
-    reader.read_resuming(&cluster[0], COUNT, PATIENCE).await;
+    let load = load.await.expect("the publisher");
+    if cluster.kind() == Kind::Nats {
+        assert_eq!(load.gave_up, None, "the nodes publish through the new leader");
+    }
 
-    let expected = numbers(0..COUNT);
-    assert_eq!(data(&reader.events), expected, "once each, in order");
-    let history = cluster[1].history("match=load").await;
-    assert_eq!(data(&history), expected, "each stored once, in order");
+    // Refused publications may be in the log too (Redis took them, its
+    // replica did not); acknowledged ones must.
+    let stored = data(&cluster[1].history("match=load").await);
+    let numbers = parsed(&stored);
+    assert!(numbers.is_sorted_by(|a, b| a < b), "each once, in order: {numbers:?}");
+    let missing: Vec<_> = load.acknowledged.iter().filter(|n| !numbers.contains(n)).collect();
+    assert!(missing.is_empty(), "acknowledged, then lost: {missing:?}");
+    reader.read_resuming(&cluster[0], stored.len(), PATIENCE).await;
+    assert_eq!(data(&reader.events), stored, "the reader follows the new leader");
 }

@@ -284,10 +284,13 @@ impl Node {
     pub async fn history(&self, query: &str) -> Vec<Message> {
         let mut stream = self.open(query, None, Some("earliest")).await;
         let mut events = Vec::new();
-        while let Some(event) = stream.next_within(QUIET * 2).await {
-            events.push(event);
+        loop {
+            match stream.poll_within(QUIET * 2).await {
+                Next::Event(event) => events.push(event),
+                Next::Quiet => return events,
+                Next::End => panic!("{} ended the replay after {:?}", self.url, data(&events)),
+            }
         }
-        events
     }
 
     /// Where a client publishing to this node sends its updates.

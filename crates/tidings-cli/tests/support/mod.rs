@@ -69,7 +69,8 @@ impl Hub {
     /// Starts with these arguments, the hub's stderr going to `stderr`.
     pub fn start_logging(args: &[&str], stderr: Stdio) -> Hub {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
-        command.args(args);
+        // Plain text in the log file, no terminal colours.
+        command.args(args).env("NO_COLOR", "1");
         Hub::spawn_logging(command, stderr)
     }
 
