@@ -369,8 +369,14 @@ impl Engine {
             _ => tail.insert(self.open_tail(after, connects).await?),
         };
         let pulled = self.pull(current, limit, wait).await;
-        if pulled.is_err() {
-            *tail = None;
+        match &pulled {
+            Err(_) => *tail = None,
+            // Nothing came although the log holds more: the consumer died with
+            // the server that held it (the stream's leader failed over), which
+            // the client would notice only after two missed 15 s heartbeats.
+            // The next call starts a new one.
+            Ok(events) if events.is_empty() && self.last().await? > after => *tail = None,
+            Ok(_) => {}
         }
         pulled
     }
