@@ -216,6 +216,14 @@ impl Engine {
     }
 
     async fn publish(&self, event: &Event, now: u64) -> Result<PublishAckFuture, HistoryError> {
+        // The client keeps what it is given while disconnected and sends it
+        // once it reconnects: a publication refused now would be stored
+        // later, after what was published since.
+        if self.client.connection_state() != State::Connected {
+            return Err(HistoryError::Unavailable(
+                "NATS JetStream: disconnected from the servers".into(),
+            ));
+        }
         let subject = self.subject(&event.id);
         let mut headers = HeaderMap::new();
         // The hash rather than the id: ids are the publishers', and a header
