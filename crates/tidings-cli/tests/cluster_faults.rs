@@ -59,17 +59,20 @@ async fn engine_outage_refuses_publications_then_recovers(engine: Engine) {
     publish_round_robin(&cluster, "t", 0..3).await;
     all_have(&cluster, &mut readers, &numbers(0..3)).await;
 
-    cluster.engine.kill();
-    for (i, target) in cluster.targets().iter().enumerate() {
-        let refused = format!("refused by node {i}");
-        let answer = target.post(&[("topic", "t"), ("data", &refused)], PATIENCE).await;
+    // Refused, and so not stored: none of these may reach a subscriber.
+    let refused = |target: Target, label: &'static str| async move {
+        let data = format!("refused by {} {label}", target.url);
+        let answer = target.post(&[("topic", "t"), ("data", &data)], PATIENCE).await;
         let (status, body) = answer.unwrap_or_else(|error| panic!("no answer: {error}"));
         assert_eq!(status, 503, "{body}");
         let problem: serde_json::Value = serde_json::from_str(&body).expect("a problem document");
         assert_eq!(problem["status"], 503, "{body}");
-    }
+    };
+    cluster.engine.kill();
+    refused(cluster[0].target(), "at once").await;
     for node in &cluster.nodes {
         assert!(node.readiness_becomes(503, PATIENCE).await, "{} not ready", node.url);
+        refused(node.target(), "once not ready").await;
     }
 
     cluster.engine.restart();
