@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tidings::auth::{AuthConfig, Generation, KeySet, KeySource, Role, TokenRequest};
-use tidings::history::{Durability, RedbHistory, Retention};
-use tidings::{Bounds, Hub, HubConfig, Log, MemoryHistory};
+use tidings::history::{Durability, HistoryError, RedbHistory, Retention};
+use tidings::{Bounds, Hub, HubConfig, Log, MemoryHistory, SharedLog};
 use url::Url;
 
 /// Every setting is optional here so that a flag, a variable or the file
@@ -331,15 +331,34 @@ async fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
             Ok((Log::Local(store.clone()), Some(store)))
         }
         engine if engine.contains("://") => {
-            let log = tidings::history::connect(engine, retention)
-                .await
-                .context("cannot join the shared log")?;
+            let log = join(engine, retention).await?;
             tracing::info!(engine = %log.describe(), "a node of the cluster on this log");
             Ok((Log::Shared(log), None))
         }
         other => bail!(
             "unknown history `{other}` (use redb, memory, or an engine URL: redis://… or nats://…)"
         ),
+    }
+}
+
+/// How long a starting node waits for its engine to answer before giving up.
+const ENGINE_WAIT: Duration = Duration::from_secs(30);
+
+/// Connects to the shared log, waiting out an engine that is not up yet
+/// (nodes and engine started together); a wrong URL fails at once.
+async fn join(engine: &str, retention: Retention) -> anyhow::Result<Arc<dyn SharedLog>> {
+    let started = std::time::Instant::now();
+    let mut retry = Duration::from_millis(100);
+    loop {
+        match tidings::history::connect(engine, retention).await {
+            Ok(log) => return Ok(log),
+            Err(HistoryError::Unavailable(reason)) if started.elapsed() < ENGINE_WAIT => {
+                tracing::warn!(%reason, "waiting for the shared log");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => return Err(error).context("cannot join the shared log"),
+        }
     }
 }
 

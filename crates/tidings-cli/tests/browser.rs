@@ -106,20 +106,27 @@ struct Browser {
 impl Browser {
     /// Opens the page and its sources; returns once every source is open.
     fn open(tools: &Tools, hub: &Hub, subscriptions: &[Subscription], linger: Duration) -> Browser {
-        Browser::open_for(tools, hub, subscriptions, linger, Duration::from_secs(30))
+        Browser::open_for(
+            tools,
+            &hub.origin,
+            subscriptions,
+            linger,
+            Duration::from_secs(30),
+        )
     }
 
-    /// Like `open`, waiting up to `timeout` for every expected event.
+    /// Like `open`, on the page at `origin` (a hub's, or a proxy's in front
+    /// of hubs), waiting up to `timeout` for every expected event.
     fn open_for(
         tools: &Tools,
-        hub: &Hub,
+        origin: &str,
         subscriptions: &[Subscription],
         linger: Duration,
         timeout: Duration,
     ) -> Browser {
         let spec = serde_json::json!({
             "chromium": tools.chromium,
-            "origin": hub.origin,
+            "origin": origin,
             "subscriptions": subscriptions,
             "lingerMs": linger.as_millis() as u64,
             "timeoutMs": timeout.as_millis() as u64,
@@ -464,7 +471,7 @@ fn eventsource_resumes_across_a_hub_restart(signal: libc::c_int, name: &str) {
     // Lingering catches replays of already-seen events.
     let browser = Browser::open_for(
         &tools,
-        &hub,
+        &hub.origin,
         &subscriptions,
         Duration::from_millis(1500),
         Duration::from_secs(60),
@@ -625,4 +632,279 @@ fn eventsource_over_https_speaks_http2() {
         .map(|(i, id)| event("message", &(i + 1).to_string(), id))
         .collect();
     assert_eq!(report.subscriptions[0].events, want, "{report:?}");
+}
+
+const CLUSTER_TOPIC: &str = "https://example.com/cluster";
+
+/// A node of the cluster on `history`, listening on `listen` behind the
+/// proxy at `public_url`, which is the hub's URL for clients, so the audience
+/// of their tokens. The returned `Hub`'s URL is the node's own, for talking
+/// to this node directly.
+fn cluster_node(listen: std::net::SocketAddr, public_url: &str, history: &str) -> Hub {
+    let listen = listen.to_string();
+    let mut node = Hub::start_with(&[
+        "serve",
+        "--listen",
+        &listen,
+        "--public-url",
+        public_url,
+        "--jwt-key",
+        support::SECRET,
+        "--log",
+        "warn",
+        "--history",
+        history,
+        // The browser tries again 200 ms after losing its node.
+        "--retry",
+        "200",
+    ]);
+    assert_eq!(node.url, public_url, "the hub announces its public URL");
+    node.origin = format!("http://{listen}");
+    node.url = format!("{}/.well-known/mercure", node.origin);
+    node
+}
+
+/// The one node whose metrics count the page's subscriber: the node nginx
+/// sent the page's EventSource to.
+async fn node_holding_the_subscriber(nodes: &[Hub]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut counts = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            counts.push(node.metric("tidings_subscribers").await);
+        }
+        if counts.iter().sum::<u64>() == 1 {
+            return counts.iter().position(|&count| count == 1).expect("a 1");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page's one subscriber is not on exactly one node: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Publishes event `n` (data `n`) on `node`, directly, with `token`; its id.
+async fn publish_numbered(node: &Hub, token: &str, n: usize) -> String {
+    let form = [("topic", CLUSTER_TOPIC), ("data", &n.to_string())];
+    let (status, body) = node.post(Some(token), &form).await;
+    assert_eq!(status, 200, "publish {n} on {}: {body}", node.url);
+    body
+}
+
+/// Three nodes on one Redis log behind nginx, the page knowing only nginx's
+/// URL. Its EventSource sits on one node, A, which is killed (SIGKILL) while
+/// events are published on the two others, B and C, before, during and
+/// after: nginx sends the browser's reconnection to a live node, the browser
+/// sends its Last-Event-ID, and the page ends up with every event exactly
+/// once and in order.
+#[test]
+fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node() {
+    let Some(tools) = tools() else { return };
+    let Some(redis) = tidings_testkit::Redis::start() else {
+        return;
+    };
+    let history = format!("{}?stream=browser-cluster", redis.url());
+    eventsource_behind_nginx_survives_node_death(&tools, &history);
+}
+
+/// The same on a NATS JetStream log.
+#[test]
+fn eventsource_behind_nginx_survives_the_death_of_its_cluster_node_on_nats() {
+    let Some(tools) = tools() else { return };
+    let Some(nats) = tidings_testkit::Nats::start() else {
+        return;
+    };
+    let history = format!("{}?stream=browser-cluster", nats.url());
+    eventsource_behind_nginx_survives_node_death(&tools, &history);
+}
+
+/// The cluster test on the shared log at `history`.
+fn eventsource_behind_nginx_survives_node_death(tools: &Tools, history: &str) {
+    const BEFORE: usize = 10;
+    const DURING: usize = 30;
+    const AFTER: usize = 10;
+    const COUNT: usize = BEFORE + DURING + AFTER;
+    // Events of the `DURING` run published before A is killed.
+    const KILL_AFTER: usize = 5;
+
+    // nginx starts first, in front of the nodes' addresses: the nodes need
+    // its URL, their public one.
+    let upstreams: Vec<std::net::SocketAddr> = (0..3)
+        .map(|_| ([127, 0, 0, 1], support::free_port()).into())
+        .collect();
+    let Some(nginx) = tidings_testkit::Nginx::start(&upstreams) else {
+        return;
+    };
+    let public_url = format!("{}/.well-known/mercure", nginx.url());
+    let mut nodes: Vec<Hub> = upstreams
+        .iter()
+        .map(|&listen| cluster_node(listen, &public_url, history))
+        .collect();
+    // One hub to its clients: a token for the public URL, good on any node.
+    let token = support::token(
+        tidings::auth::Generation::Draft08,
+        tidings::auth::Role::Publisher,
+        &["*"],
+        &public_url,
+        None,
+    );
+    // The docs show `config_text`: nginx runs exactly that.
+    let config = tidings_testkit::Nginx::config_text(&upstreams, nginx.port());
+    assert!(
+        nginx.config_file_text().contains(&config),
+        "nginx runs another config than Nginx::config_text:\n{}",
+        nginx.config_file_text()
+    );
+
+    // The page and its EventSource come through nginx, so the page is
+    // same-origin with its hub URL: no CORS.
+    let subscriptions = [Subscription {
+        name: "cluster",
+        query: query(&[("match", CLUSTER_TOPIC)]),
+        types: &["message"],
+        expect: COUNT,
+    }];
+    // Lingering catches replays of already-seen events.
+    let browser = Browser::open_for(
+        tools,
+        &nginx.url(),
+        &subscriptions,
+        Duration::from_millis(1500),
+        Duration::from_secs(60),
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (ids, killed, status, while_away) = runtime.block_on(async {
+        let a = node_holding_the_subscriber(&nodes).await;
+        let mut a_node = nodes.remove(a);
+        let others = &nodes;
+        // Alternately on B and C, each publish acknowledged before the next:
+        // the log's order is the order of the numbers.
+        let mut ids = Vec::with_capacity(COUNT);
+        for n in 1..=BEFORE {
+            ids.push(publish_numbered(&others[n % 2], &token, n).await);
+        }
+        let published = std::sync::atomic::AtomicUsize::new(0);
+        let during = async {
+            let mut ids = Vec::with_capacity(DURING);
+            for n in BEFORE + 1..=BEFORE + DURING {
+                ids.push(publish_numbered(&others[n % 2], &token, n).await);
+                published.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            ids
+        };
+        let kill = async {
+            while published.load(std::sync::atomic::Ordering::SeqCst) < KILL_AFTER {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // SAFETY: a plain system call, on our own child process.
+            let pid = a_node.pid() as libc::pid_t;
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+            let at_kill = published.load(std::sync::atomic::Ordering::SeqCst);
+            let status = a_node.exits_within(Duration::from_secs(10)).await;
+            // The page is back once B or C counts its subscriber.
+            node_holding_the_subscriber(others).await;
+            let at_return = published.load(std::sync::atomic::Ordering::SeqCst);
+            (a_node.origin.clone(), status, at_return - at_kill)
+        };
+        let (during_ids, (killed, status, while_away)) = tokio::join!(during, kill);
+        ids.extend(during_ids);
+        for n in BEFORE + DURING + 1..=COUNT {
+            ids.push(publish_numbered(&others[n % 2], &token, n).await);
+        }
+        (ids, killed, status, while_away)
+    });
+
+    let report = browser.report();
+    let source = &report.subscriptions[0];
+    let arrival: Vec<&str> = source.events.iter().map(|e| e.data.as_str()).collect();
+    eprintln!(
+        "cluster on {history}: node A {killed} killed ({status}), {while_away} events published before the \
+         page's stream was back on B or C; browser: {} events, {} opens, {} errors",
+        source.events.len(),
+        source.opens,
+        source.errors
+    );
+    assert!(
+        !source.closed,
+        "the EventSource gave up reconnecting (nginx or a node answered it with an error \
+         status) after events {}\n{}",
+        arrival.join(" "),
+        nginx.log_text()
+    );
+    let got: Vec<(String, String)> = source
+        .events
+        .iter()
+        .map(|e| (e.data.clone(), e.id.clone()))
+        .collect();
+    let want: Vec<(String, String)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| ((i + 1).to_string(), id.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        want,
+        "each event exactly once and in order, as (data, id); data in arrival order: {}; \
+         {} opens, {} errors, timed out: {}",
+        arrival.join(" "),
+        source.opens,
+        source.errors,
+        report.timed_out
+    );
+    assert!(source.events.iter().all(|e| e.kind == "message"));
+    // Otherwise the test proved nothing about failing over and resuming.
+    assert!(
+        while_away >= 1,
+        "no event was published while the page had no stream, so none had to be resumed"
+    );
+    assert!(
+        source.errors >= 1 && source.opens >= 2,
+        "the browser never lost and reopened its stream: {} errors, {} opens",
+        source.errors,
+        source.opens
+    );
+}
+
+/// The nginx sample in the docs, `docs/cluster-nginx.conf`: a comment header,
+/// then exactly what `Nginx::config_text` gives for three nodes on this
+/// machine, the config that the cluster test above runs.
+/// `TIDINGS_BLESS=1` writes the file anew after `config_text` changes.
+#[test]
+fn docs_nginx_sample_is_the_tested_config() {
+    const HEADER: &str = "\
+# nginx in front of a tidings cluster: three `tidings serve` nodes started with
+# the same --history engine URL (redis://…?stream=NAME or nats://…), the same
+# keys and the same --public-url, nginx's (http://127.0.0.1:8080/.well-known/mercure
+# here): one hub URL, and one token audience, for browsers and publishers alike.
+# A stream cut by a node's death is reopened by the browser on another node,
+# which resumes it from the Last-Event-ID header: no event lost or repeated.
+#
+# This is the config the browser test runs (crates/tidings-cli/tests/browser.rs,
+# eventsource_behind_nginx_survives_the_death_of_its_cluster_node); the text
+# comes from tidings_testkit::Nginx::config_text. Goes in nginx's http context
+# (e.g. /etc/nginx/conf.d/tidings.conf). Put your nodes' addresses in the
+# upstream block and your public address in `listen` (add TLS there).
+
+";
+    let nodes: Vec<std::net::SocketAddr> = ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]
+        .iter()
+        .map(|address| address.parse().unwrap())
+        .collect();
+    let want = format!(
+        "{HEADER}{}",
+        tidings_testkit::Nginx::config_text(&nodes, 8080)
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cluster-nginx.conf");
+    if std::env::var_os("TIDINGS_BLESS").is_some_and(|value| value == "1") {
+        std::fs::write(&path, &want).expect("write the docs sample");
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is not Nginx::config_text's; run this test with TIDINGS_BLESS=1 to write it anew",
+        path.display()
+    );
 }

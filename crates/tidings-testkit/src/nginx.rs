@@ -16,7 +16,7 @@ use crate::program::{require, Process};
 pub struct Nginx {
     process: Process,
     port: u16,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Nginx {
@@ -55,11 +55,7 @@ impl Nginx {
             dir.path().join("nginx.log"),
             || port::connect(port).is_some(),
         );
-        Some(Nginx {
-            process,
-            port,
-            _dir: dir,
-        })
+        Some(Nginx { process, port, dir })
     }
 
     /// `http://127.0.0.1:PORT`
@@ -69,6 +65,14 @@ impl Nginx {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The whole configuration file nginx was started with: the site from
+    /// [`Nginx::config_text`] inside the process settings that keep nginx in
+    /// its temporary directory.
+    pub fn config_file_text(&self) -> String {
+        let conf = self.dir.path().join("nginx.conf");
+        fs::read_to_string(&conf).unwrap_or_else(|error| panic!("read {}: {error}", conf.display()))
     }
 
     /// nginx's error log.
@@ -92,7 +96,10 @@ impl Nginx {
         }
         format!(
             r#"upstream tidings {{
-{servers}}}
+{servers}    # Idle connections to the nodes kept open for the next requests
+    # (with proxy_http_version 1.1 and an empty Connection header below).
+    keepalive 16;
+}}
 
 server {{
     listen 127.0.0.1:{port};

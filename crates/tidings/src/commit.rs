@@ -20,7 +20,7 @@
 //! publisher retrying after a timeout gets its update exactly once.
 
 use crate::dispatch::dispatch;
-use crate::event::{Event, SharedEvent, Subscription, Update};
+use crate::event::{Event, PresenceNote, SharedEvent, Update};
 use crate::history::{Appended, History, HistoryError, SharedLog};
 use crate::hub::Core;
 use std::collections::HashMap;
@@ -37,8 +37,8 @@ const BATCH: usize = 1024;
 pub(crate) struct Job {
     update: Update,
     done: oneshot::Sender<Result<Published, HistoryError>>,
-    /// What a subscription event does to the list of active subscriptions.
-    subscription: Option<Subscription>,
+    /// What an event of active subscriptions tells the list.
+    presence: Option<PresenceNote>,
 }
 
 /// A publication the log has taken (or already had).
@@ -58,17 +58,18 @@ impl Job {
         let job = Job {
             update,
             done,
-            subscription: None,
+            presence: None,
         };
         (job, acknowledged)
     }
 
-    /// A subscription event: nobody waits for it unless [`Job::notify`] says so.
-    pub(crate) fn announcement(update: Update, subscription: Subscription) -> Job {
+    /// An event of active subscriptions: nobody waits for it unless
+    /// [`Job::notify`] says so.
+    pub(crate) fn announcement(update: Update, note: PresenceNote) -> Job {
         Job {
             update,
             done: oneshot::channel().0,
-            subscription: Some(subscription),
+            presence: Some(note),
         }
     }
 
@@ -80,7 +81,7 @@ impl Job {
     fn event(&mut self, seq: u64) -> Event {
         let id = self.update.id.clone().unwrap_or_else(new_id);
         let mut event = Event::from_update(seq, id, &self.update);
-        event.subscription = self.subscription.take();
+        event.presence = self.presence.take();
         event
     }
 

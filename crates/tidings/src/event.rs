@@ -39,19 +39,23 @@ pub struct Event {
     pub private: bool,
     /// The complete `text/event-stream` frame, blank line included.
     pub frame: Bytes,
-    /// For a subscription event (active subscriptions), what it does to the
-    /// list: it travels with the event, so every node that dispatches the
-    /// event keeps the same list.
-    pub(crate) subscription: Option<Subscription>,
+    /// For the events of active subscriptions, what they tell the list: it
+    /// travels with the event, so every node that dispatches the event keeps
+    /// the same list.
+    pub(crate) presence: Option<PresenceNote>,
 }
 
-/// What a subscription event does to the list of active subscriptions. The
-/// subscription is the event's first topic.
+/// What an event tells the list of active subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Subscription {
-    /// Started (or still active), described by this document.
-    Active(Arc<str>),
+pub(crate) enum PresenceNote {
+    /// The subscription that is the event's first topic started on `node`,
+    /// described by `document`.
+    Started { document: Arc<str>, node: Arc<str> },
+    /// The subscription that is the event's first topic ended.
     Ended,
+    /// `node` is alive and so are its subscriptions: a lease renewal in a
+    /// cluster, with no topic, so it is dispatched to nobody.
+    Alive { node: Arc<str> },
 }
 
 pub type SharedEvent = Arc<Event>;
@@ -65,7 +69,7 @@ impl Event {
             topics: update.topics.iter().map(|t| t.as_str().into()).collect(),
             private: update.private,
             frame,
-            subscription: None,
+            presence: None,
         }
     }
 

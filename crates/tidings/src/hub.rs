@@ -140,6 +140,13 @@ impl Hub {
         }
         let shutdown = CancellationToken::new();
         if let Log::Shared(log) = &core.log {
+            if let Some(presence) = &core.presence {
+                let through = core.index.lock().last_dispatched();
+                presence.recall(&**log, through).await?;
+                let leases =
+                    crate::lease::keep(Arc::downgrade(&core), jobs.downgrade(), shutdown.clone());
+                tokio::spawn(leases);
+            }
             let follower =
                 crate::follow::follow(Arc::downgrade(&core), log.clone(), shutdown.clone());
             tokio::spawn(follower);

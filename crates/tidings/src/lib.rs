@@ -22,6 +22,7 @@ pub mod history;
 pub mod http;
 mod hub;
 mod index;
+mod lease;
 pub mod matcher;
 mod members;
 mod metrics;

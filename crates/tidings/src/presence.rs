@@ -18,7 +18,8 @@
 //! to every node, so every node keeps the list of the whole cluster.
 
 use crate::commit::Job;
-use crate::event::{SharedEvent, Subscription, Update};
+use crate::event::{PresenceNote, SharedEvent, Update};
+use crate::history::{HistoryError, SharedLog};
 use crate::hub::Core;
 use crate::matcher::{MatchKind, Matcher};
 use crate::outbox::CloseReason;
@@ -27,8 +28,9 @@ use parking_lot::Mutex;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +40,9 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Events read per round trip when a node learns the list from the log.
+const RECALL_BATCH: usize = 1024;
 
 /// The draft-07 JSON-LD context.
 const CONTEXT: &str = "https://mercure.rocks/";
@@ -49,6 +54,8 @@ pub(crate) struct Presence {
     registry: Mutex<Registry>,
     /// `{hub path}/subscriptions`, the root of every topic and API path.
     root: String,
+    /// This process among the nodes of a cluster: new at every start.
+    node: Arc<str>,
     /// Cancelled once shutdown has announced every end and closed the streams.
     farewell_done: CancellationToken,
 }
@@ -63,8 +70,19 @@ struct Registry {
     /// Active subscriptions by id (their topic path): sorted, so that a
     /// per-matcher collection is one range of keys.
     documents: BTreeMap<Box<str>, Arc<str>>,
+    /// The node holding each active subscription.
+    owners: HashMap<Box<str>, Arc<str>>,
+    /// When a note from each node was last dispatched here (see `lease.rs`).
+    seen: HashMap<Arc<str>, Instant>,
     /// The id of the last event dispatched, or `earliest`.
     cursor: Box<str>,
+}
+
+/// A node gone silent, and the subscriptions it held.
+pub(crate) struct SilentNode {
+    pub node: Arc<str>,
+    /// Each subscription's id and document.
+    pub subscriptions: Vec<(Box<str>, Arc<str>)>,
 }
 
 /// Active subscriptions as of one point of the event stream.
@@ -93,9 +111,12 @@ impl Presence {
             announcements,
             registry: Mutex::new(Registry {
                 documents: BTreeMap::new(),
+                owners: HashMap::new(),
+                seen: HashMap::new(),
                 cursor: cursor.unwrap_or_else(|| "earliest".into()).into(),
             }),
             root: format!("{}/subscriptions", hub_path.trim_end_matches('/')),
+            node: format!("urn:uuid:{}", uuid::Uuid::new_v4()).into(),
             farewell_done: CancellationToken::new(),
         };
         (presence, Receiver(receiver))
@@ -104,6 +125,10 @@ impl Presence {
     /// `{hub path}/subscriptions`.
     pub(crate) fn root(&self) -> &str {
         &self.root
+    }
+
+    pub(crate) fn node(&self) -> &Arc<str> {
+        &self.node
     }
 
     /// Announces a new subscription. Called with the index lock held, right
@@ -144,19 +169,82 @@ impl Presence {
     /// index lock held, after dispatching `events`.
     pub(crate) fn dispatched(&self, events: &[SharedEvent]) {
         let Some(last) = events.last() else { return };
+        let now = Instant::now();
         let mut registry = self.registry.lock();
         for event in events {
-            let (Some(subscription), Some(id)) = (&event.subscription, event.topics.first()) else {
+            let Some(note) = &event.presence else {
                 continue;
             };
-            match subscription {
-                Subscription::Active(document) => {
-                    registry.documents.insert(id.clone(), document.clone())
+            match (note, event.topics.first()) {
+                (PresenceNote::Started { document, node }, Some(id)) => {
+                    registry.documents.insert(id.clone(), document.clone());
+                    registry.owners.insert(id.clone(), node.clone());
+                    registry.seen.insert(node.clone(), now);
                 }
-                Subscription::Ended => registry.documents.remove(id),
-            };
+                (PresenceNote::Ended, Some(id)) => {
+                    registry.documents.remove(id);
+                    registry.owners.remove(id);
+                }
+                (PresenceNote::Alive { node }, _) => {
+                    registry.seen.insert(node.clone(), now);
+                }
+                _ => {}
+            }
         }
         registry.cursor = last.id.clone();
+    }
+
+    /// Learns the subscriptions the other nodes of a cluster hold from the
+    /// shared log, up to the position `through` where this node starts to
+    /// dispatch. A subscription whose start has left the log's retention is
+    /// not known to a node started after that.
+    pub(crate) async fn recall(
+        &self,
+        log: &dyn SharedLog,
+        through: u64,
+    ) -> Result<(), HistoryError> {
+        let mut after = 0;
+        while after < through {
+            let events = log.read_after(after, RECALL_BATCH).await?;
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            let known = events.partition_point(|event| event.seq <= through);
+            self.dispatched(&events[..known]);
+        }
+        Ok(())
+    }
+
+    /// The other nodes not heard from for `lease`, counted from no earlier
+    /// than `since` (when this node last started hearing the log), with the
+    /// subscriptions they held. They are forgotten once returned.
+    pub(crate) fn silent_nodes(&self, lease: Duration, since: Instant) -> Vec<SilentNode> {
+        let now = Instant::now();
+        let mut registry = self.registry.lock();
+        let silent: Vec<Arc<str>> = registry
+            .seen
+            .iter()
+            .filter(|(node, seen)| **node != self.node && now - (**seen).max(since) >= lease)
+            .map(|(node, _)| node.clone())
+            .collect();
+        silent
+            .into_iter()
+            .map(|node| {
+                registry.seen.remove(&node);
+                let subscriptions = registry
+                    .owners
+                    .iter()
+                    .filter(|(_, owner)| **owner == node)
+                    .filter_map(|(id, _)| {
+                        let document = registry.documents.get(id)?;
+                        Some((id.clone(), document.clone()))
+                    })
+                    .collect();
+                SilentNode {
+                    node,
+                    subscriptions,
+                }
+            })
+            .collect()
     }
 
     /// The documents at `path` (a canonical API path, see [`canonical`]) and
@@ -199,8 +287,8 @@ impl Presence {
                     .grants
                     .as_ref()
                     .and_then(|g| g.payload_for(matcher.source()));
-                let (update, subscription) = self.event(matcher, &identifier, payload, active);
-                Job::announcement(update, subscription)
+                let (update, note) = self.event(matcher, &identifier, payload, active);
+                Job::announcement(update, note)
             })
             .collect()
     }
@@ -213,7 +301,7 @@ impl Presence {
         subscriber: &str,
         payload: Option<&Value>,
         active: bool,
-    ) -> (Update, Subscription) {
+    ) -> (Update, PresenceNote) {
         let (id, body, kind) = match matcher.kind() {
             MatchKind::Selector => {
                 let id = format!(
@@ -256,9 +344,12 @@ impl Presence {
             }
         };
         let body = body.expect("documents of strings and JSON values serialize");
-        let subscription = match active {
-            true => Subscription::Active(Arc::from(body.as_str())),
-            false => Subscription::Ended,
+        let note = match active {
+            true => PresenceNote::Started {
+                document: Arc::from(body.as_str()),
+                node: self.node.clone(),
+            },
+            false => PresenceNote::Ended,
         };
         let update = Update {
             topics: vec![id],
@@ -267,7 +358,7 @@ impl Presence {
             kind,
             ..Update::default()
         };
-        (update, subscription)
+        (update, note)
     }
 }
 
@@ -342,7 +433,7 @@ pub(crate) async fn announce(
     }
 }
 
-async fn submit(jobs: &mpsc::Sender<Job>, batch: Vec<Job>) {
+pub(crate) async fn submit(jobs: &mpsc::Sender<Job>, batch: Vec<Job>) {
     for job in batch {
         if jobs.send(job).await.is_err() {
             return;
@@ -402,7 +493,8 @@ mod tests {
     fn draft08_topic_and_document_follow_the_spec_example() {
         let payload = serde_json::json!({"foo": "bar"});
         let m = matcher(MatchKind::UrlPattern, "https://example.com/:selector");
-        let (update, subscription) = presence().event(&m, SUBSCRIBER, Some(&payload), true);
+        let presence = presence();
+        let (update, note) = presence.event(&m, SUBSCRIBER, Some(&payload), true);
         let id = "/.well-known/mercure/subscriptions/urlpattern/https%3A%2F%2Fexample.com%2F%3Aselector/urn%3Auuid%3Abb3de268-05b0-4c65-b44e-8f9acefc29d6";
         assert_eq!(update.topics, [id]);
         assert!(update.private);
@@ -415,15 +507,18 @@ mod tests {
                 "active": true, "payload": {"foo": "bar"}})
         );
         assert_eq!(
-            subscription,
-            Subscription::Active(Arc::from(update.data.as_str()))
+            note,
+            PresenceNote::Started {
+                document: Arc::from(update.data.as_str()),
+                node: presence.node().clone(),
+            }
         );
     }
 
     #[test]
     fn draft07_topic_and_document_follow_the_spec_example() {
         let m = matcher(MatchKind::Selector, "https://example.com/{selector}");
-        let (update, subscription) = presence().event(&m, SUBSCRIBER, None, false);
+        let (update, note) = presence().event(&m, SUBSCRIBER, None, false);
         let id = "/.well-known/mercure/subscriptions/https%3A%2F%2Fexample.com%2F%7Bselector%7D/urn%3Auuid%3Abb3de268-05b0-4c65-b44e-8f9acefc29d6";
         assert_eq!(update.topics, [id]);
         assert_eq!(update.kind, None);
@@ -433,7 +528,7 @@ mod tests {
             serde_json::json!({"@context": "https://mercure.rocks/", "id": id, "type": "Subscription",
                 "topic": "https://example.com/{selector}", "subscriber": SUBSCRIBER, "active": false})
         );
-        assert_eq!(subscription, Subscription::Ended);
+        assert_eq!(note, PresenceNote::Ended);
     }
 
     #[test]
@@ -466,7 +561,10 @@ mod tests {
                     format!("e{}", n + 1),
                     &Update::new(id, ""),
                 );
-                event.subscription = Some(Subscription::Active(id.as_str().into()));
+                event.presence = Some(PresenceNote::Started {
+                    document: id.as_str().into(),
+                    node: "n1".into(),
+                });
                 Arc::new(event)
             })
             .collect();

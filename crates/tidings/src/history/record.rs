@@ -2,39 +2,47 @@
 //! and the log engines keep the same bytes, so an event reads back the same
 //! from any of them.
 
-use crate::event::{Event, Subscription};
+use crate::event::{Event, PresenceNote};
 use bytes::Bytes;
 
 /// Version of the record layout, first byte of every record.
 const RECORD_FORMAT: u8 = 1;
 const PRIVATE: u8 = 1;
-/// A subscription event that starts a subscription: its document follows
-/// the topics.
-const SUBSCRIPTION_ACTIVE: u8 = 2;
-const SUBSCRIPTION_ENDED: u8 = 4;
+/// Presence notes: a started subscription's document and node, or an alive
+/// node, follow the topics.
+const STARTED: u8 = 2;
+const ENDED: u8 = 4;
+const ALIVE: u8 = 8;
 
 /// Record layout, little-endian: format (1 byte), append time in Unix
 /// milliseconds (8), flags (1), id length (4) and id, topic count (4) and
-/// each topic as length (4) and bytes, for an active subscription event its
-/// document as length (4) and bytes, then the frame to the end.
+/// each topic as length (4) and bytes, then for a presence note its strings
+/// (a started subscription's document and node, an alive node) each as
+/// length (4) and bytes, then the frame to the end.
 pub(crate) fn encode(event: &Event, appended_ms: u64) -> Vec<u8> {
     let topics: usize = event.topics.iter().map(|t| 4 + t.len()).sum();
     let mut out = Vec::with_capacity(18 + event.id.len() + topics + event.frame.len());
     out.push(RECORD_FORMAT);
     out.extend_from_slice(&appended_ms.to_le_bytes());
-    let subscription = match &event.subscription {
+    let note = match &event.presence {
         None => 0,
-        Some(Subscription::Active(_)) => SUBSCRIPTION_ACTIVE,
-        Some(Subscription::Ended) => SUBSCRIPTION_ENDED,
+        Some(PresenceNote::Started { .. }) => STARTED,
+        Some(PresenceNote::Ended) => ENDED,
+        Some(PresenceNote::Alive { .. }) => ALIVE,
     };
-    out.push(if event.private { PRIVATE } else { 0 } | subscription);
+    out.push(if event.private { PRIVATE } else { 0 } | note);
     put_str(&mut out, &event.id);
     out.extend_from_slice(&(event.topics.len() as u32).to_le_bytes());
     for topic in event.topics.iter() {
         put_str(&mut out, topic);
     }
-    if let Some(Subscription::Active(document)) = &event.subscription {
-        put_str(&mut out, document);
+    match &event.presence {
+        Some(PresenceNote::Started { document, node }) => {
+            put_str(&mut out, document);
+            put_str(&mut out, node);
+        }
+        Some(PresenceNote::Alive { node }) => put_str(&mut out, node),
+        Some(PresenceNote::Ended) | None => {}
     }
     out.extend_from_slice(&event.frame);
     out
@@ -71,10 +79,16 @@ pub(crate) fn decode(seq: u64, record: &[u8]) -> Option<Event> {
     let topics = (0..count)
         .map(|_| reader.str().map(Box::from))
         .collect::<Option<Box<[Box<str>]>>>()?;
-    let subscription = if flags & SUBSCRIPTION_ACTIVE != 0 {
-        Some(Subscription::Active(reader.str()?.into()))
-    } else if flags & SUBSCRIPTION_ENDED != 0 {
-        Some(Subscription::Ended)
+    let presence = if flags & STARTED != 0 {
+        let document = reader.str()?.into();
+        let node = reader.str()?.into();
+        Some(PresenceNote::Started { document, node })
+    } else if flags & ENDED != 0 {
+        Some(PresenceNote::Ended)
+    } else if flags & ALIVE != 0 {
+        Some(PresenceNote::Alive {
+            node: reader.str()?.into(),
+        })
     } else {
         None
     };
@@ -84,7 +98,7 @@ pub(crate) fn decode(seq: u64, record: &[u8]) -> Option<Event> {
         topics,
         private: flags & PRIVATE != 0,
         frame: Bytes::copy_from_slice(reader.0),
-        subscription,
+        presence,
     })
 }
 
@@ -137,20 +151,26 @@ mod tests {
         update.topics.push("urn:b".into());
         update.private = true;
         update.kind = Some("note".into());
-        for subscription in [
+        for presence in [
             None,
-            Some(Subscription::Active(Arc::from("{\"active\":true}"))),
-            Some(Subscription::Ended),
+            Some(PresenceNote::Started {
+                document: Arc::from("{\"active\":true}"),
+                node: Arc::from("n1"),
+            }),
+            Some(PresenceNote::Ended),
+            Some(PresenceNote::Alive {
+                node: Arc::from("n2"),
+            }),
         ] {
             let mut event = Event::from_update(7, "urn:uuid:x".into(), &update);
-            event.subscription = subscription;
+            event.presence = presence;
             let back = round_trip(&event);
             assert_eq!(back.seq, 7);
             assert_eq!(back.id, event.id);
             assert_eq!(back.topics, event.topics);
             assert!(back.private);
             assert_eq!(back.frame, event.frame);
-            assert_eq!(back.subscription, event.subscription);
+            assert_eq!(back.presence, event.presence);
             assert_eq!(
                 RecordHead::read(&encode(&event, 42)).unwrap().appended_ms,
                 42
@@ -161,9 +181,11 @@ mod tests {
     #[test]
     fn a_truncated_record_is_refused_not_misread() {
         let mut event = Event::from_update(1, "i".into(), &Update::new("t", "x"));
-        event.subscription = Some(Subscription::Active(Arc::from("document")));
+        event.presence = Some(PresenceNote::Alive {
+            node: Arc::from("node"),
+        });
         let record = encode(&event, 0);
-        let topics_end = record.len() - event.frame.len() - "document".len() - 4;
+        let topics_end = record.len() - event.frame.len() - "node".len() - 4;
         for cut in 0..topics_end + 2 {
             assert!(decode(1, &record[..cut]).is_none(), "cut at {cut}");
         }
