@@ -18,6 +18,7 @@ crate::cluster_tests!(
     a_client_id_is_stored_once_cluster_wide,
     retention_is_the_logs,
     subscriptions_are_seen_cluster_wide,
+    a_node_started_later_lists_earlier_subscriptions,
 );
 
 const BOOK: &str = "https://example.com/books/1";
@@ -54,7 +55,11 @@ async fn one_hub(engine: Engine) {
     let cluster = Cluster::start(engine, 3, &[]);
     let books_pattern = format!("match_urlpattern={}", encode("https://example.com/books/*"));
     let books_template = format!("topic={}", encode("https://example.com/books/{id}"));
-    let filters = [format!("match={}", encode(BOOK)), books_pattern, books_template];
+    let filters = [
+        format!("match={}", encode(BOOK)),
+        books_pattern,
+        books_template,
+    ];
     let mut everything = Vec::new();
     let mut filtered = Vec::new();
     let mut private = Vec::new();
@@ -74,25 +79,33 @@ async fn one_hub(engine: Engine) {
 
     // Each node publishes its share at once with the others; the log orders.
     const PER_NODE: usize = 20;
-    let publishers = cluster.nodes.iter().enumerate().map(|(i, node)| async move {
-        for k in 0..PER_NODE {
-            let n = k * 3 + i;
-            let (topic, private) = topic_of(n);
-            let n = n.to_string();
-            let mut form = vec![("topic", topic), ("data", n.as_str())];
-            if private {
-                form.push(("private", "on"));
+    let publishers = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| async move {
+            for k in 0..PER_NODE {
+                let n = k * 3 + i;
+                let (topic, private) = topic_of(n);
+                let n = n.to_string();
+                let mut form = vec![("topic", topic), ("data", n.as_str())];
+                if private {
+                    form.push(("private", "on"));
+                }
+                let (status, body) = node.post(Some(&node.publisher_token()), &form).await;
+                assert_eq!(status, 200, "{body}");
             }
-            let (status, body) = node.post(Some(&node.publisher_token()), &form).await;
-            assert_eq!(status, 200, "{body}");
-        }
-    });
+        });
     futures_util::future::join_all(publishers).await;
 
     let public: Vec<usize> = (0..3 * PER_NODE).filter(|&n| !topic_of(n).1).collect();
     let order = exactly(&mut everything[0], public.len()).await;
     for stream in &mut everything[1..] {
-        assert_eq!(exactly(stream, public.len()).await, order, "every node, one order");
+        assert_eq!(
+            exactly(stream, public.len()).await,
+            order,
+            "every node, one order"
+        );
     }
     let numbers: Vec<usize> = order.iter().map(|n| n.parse().unwrap()).collect();
     assert_eq!(
@@ -102,7 +115,10 @@ async fn one_hub(engine: Engine) {
     );
     for i in 0..3 {
         let mine: Vec<usize> = numbers.iter().copied().filter(|n| n % 3 == i).collect();
-        assert!(mine.is_sorted(), "node {i}'s publications in its order: {mine:?}");
+        assert!(
+            mine.is_sorted(),
+            "node {i}'s publications in its order: {mine:?}"
+        );
     }
     let selected = |wanted: &[&str]| -> Vec<String> {
         order
@@ -113,14 +129,34 @@ async fn one_hub(engine: Engine) {
     };
     let exact = selected(&[BOOK]);
     let books = selected(&[BOOK, OTHER_BOOK]);
-    assert_eq!(exactly(&mut filtered[0], exact.len()).await, exact, "match=");
-    assert_eq!(exactly(&mut filtered[1], books.len()).await, books, "match_urlpattern=");
-    assert_eq!(exactly(&mut filtered[2], books.len()).await, books, "draft-07 topic=");
+    assert_eq!(
+        exactly(&mut filtered[0], exact.len()).await,
+        exact,
+        "match="
+    );
+    assert_eq!(
+        exactly(&mut filtered[1], books.len()).await,
+        books,
+        "match_urlpattern="
+    );
+    assert_eq!(
+        exactly(&mut filtered[2], books.len()).await,
+        books,
+        "draft-07 topic="
+    );
 
     let secrets = (0..3 * PER_NODE).filter(|&n| topic_of(n).1).count();
     let first = exactly(&mut private[0], secrets).await;
-    assert_eq!(exactly(&mut private[1], secrets).await, first, "same private order");
-    assert_eq!(exactly(&mut ungranted, public.len()).await, order, "no private event");
+    assert_eq!(
+        exactly(&mut private[1], secrets).await,
+        first,
+        "same private order"
+    );
+    assert_eq!(
+        exactly(&mut ungranted, public.len()).await,
+        order,
+        "no private event"
+    );
 }
 
 /// A cursor taken on one node (an event's id, or the bare opening `id:`)
@@ -147,13 +183,23 @@ async fn cursors_resume_on_any_node(engine: Engine) {
     for (cursor, from) in [(&taken, 5), (&opening, 3)] {
         for node in &cluster.nodes[1..] {
             let mut resumed = node.open("match=t", None, Some(cursor)).await;
-            assert_eq!(resumed.header("mercure-last-event-id").as_ref(), Some(cursor));
-            assert_eq!(exactly(&mut resumed, 9 - from).await, missed(from), "from {cursor}");
+            assert_eq!(
+                resumed.header("mercure-last-event-id").as_ref(),
+                Some(cursor)
+            );
+            assert_eq!(
+                exactly(&mut resumed, 9 - from).await,
+                missed(from),
+                "from {cursor}"
+            );
         }
     }
 
     let mut earliest = cluster[1].open("match=t", None, Some("earliest")).await;
-    assert_eq!(earliest.header("mercure-last-event-id").as_deref(), Some("earliest"));
+    assert_eq!(
+        earliest.header("mercure-last-event-id").as_deref(),
+        Some("earliest")
+    );
     assert_eq!(exactly(&mut earliest, 9).await, missed(0));
     let history = cluster[0].history("match=t").await;
     for node in &cluster.nodes[1..] {
@@ -170,7 +216,10 @@ async fn a_client_id_is_stored_once_cluster_wide(engine: Engine) {
         live.push(node.open("match=t", None, None).await);
     }
     assert_eq!(post(&cluster[0], "once", "0").await, (200, "once".into()));
-    assert_eq!(post(&cluster[1], "once", "retry").await, (200, "once".into()));
+    assert_eq!(
+        post(&cluster[1], "once", "retry").await,
+        (200, "once".into())
+    );
     let (a, b) = tokio::join!(
         post(&cluster[0], "racing", "1"),
         post(&cluster[1], "racing", "1")
@@ -182,7 +231,10 @@ async fn a_client_id_is_stored_once_cluster_wide(engine: Engine) {
         assert_eq!(exactly(stream, 3).await, ["0", "1", "2"]);
     }
     for node in &cluster.nodes {
-        assert_eq!(ids(&node.history("match=t").await), ["once", "racing", "end"]);
+        assert_eq!(
+            ids(&node.history("match=t").await),
+            ["once", "racing", "end"]
+        );
     }
 }
 
@@ -202,7 +254,10 @@ async fn retention_is_the_logs(engine: Engine) {
     let retained: Vec<String> = (7..12).map(|n| n.to_string()).collect();
     for node in &cluster.nodes {
         let mut stream = node.open("match=t", None, Some(&gone)).await;
-        assert_eq!(stream.header("mercure-last-event-id").as_deref(), Some("earliest"));
+        assert_eq!(
+            stream.header("mercure-last-event-id").as_deref(),
+            Some("earliest")
+        );
         assert_eq!(exactly(&mut stream, 5).await, retained, "on {}", node.url);
         assert_eq!(data(&node.history("match=t").await), retained);
     }
@@ -266,7 +321,10 @@ async fn list(node: &Node) -> (Vec<Value>, String) {
 /// What a subscription event says: which matcher turned active or not.
 fn change(event: &Message) -> (String, bool) {
     let doc: Value = serde_json::from_str(&event.data).expect("a JSON document");
-    (doc["match"].as_str().unwrap().to_string(), doc["active"] == true)
+    (
+        doc["match"].as_str().unwrap().to_string(),
+        doc["active"] == true,
+    )
 }
 
 /// With `--subscriptions` everywhere, a subscription's start and end on one
@@ -286,7 +344,10 @@ async fn subscriptions_are_seen_cluster_wide(engine: Engine) {
     let held = next_about(&mut watcher, BOOK, true).await["id"].clone();
     let (listed, cursor) = list(&cluster[2]).await;
     let watching = format!("{SUBSCRIPTIONS}/*");
-    assert!(listed.iter().any(|doc| doc["id"] == held), "{held} (on B) in {listed:?}");
+    assert!(
+        listed.iter().any(|doc| doc["id"] == held),
+        "{held} (on B) in {listed:?}"
+    );
     assert!(
         listed.iter().any(|doc| doc["match"] == watching.as_str()),
         "the watcher (on A) in {listed:?}"
@@ -295,11 +356,51 @@ async fn subscriptions_are_seen_cluster_wide(engine: Engine) {
 
     // What changes after the list follows from its cursor, and nothing before.
     let mut follower = watch(&cluster[2], Some(&cursor)).await;
-    let on_a = cluster[0].open(&format!("match={}", encode(OTHER_BOOK)), None, None).await;
+    let on_a = cluster[0]
+        .open(&format!("match={}", encode(OTHER_BOOK)), None, None)
+        .await;
     drop(held_on_b);
     let changes: BTreeSet<(String, bool)> = follower.take(3).await.iter().map(change).collect();
-    let expected = [(watching, true), (OTHER_BOOK.into(), true), (BOOK.into(), false)];
+    let expected = [
+        (watching, true),
+        (OTHER_BOOK.into(), true),
+        (BOOK.into(), false),
+    ];
     assert_eq!(changes, expected.into_iter().collect());
     assert_eq!(follower.next_within(QUIET).await, None);
     drop(on_a);
+}
+
+/// A node that joins the cluster later learns the active subscriptions from
+/// the log: its API lists those held on the others since before it started,
+/// and not those that already ended.
+async fn a_node_started_later_lists_earlier_subscriptions(engine: Engine) {
+    let mut cluster = Cluster::start(engine, 2, &["--subscriptions"]);
+    let mut watcher = watch(&cluster[0], None).await;
+    let ended = cluster[1]
+        .open(&format!("match={}", encode(OTHER_BOOK)), None, None)
+        .await;
+    next_about(&mut watcher, OTHER_BOOK, true).await;
+    drop(ended);
+    next_about(&mut watcher, OTHER_BOOK, false).await;
+    let _held = cluster[1]
+        .open(&format!("match={}", encode(BOOK)), None, None)
+        .await;
+    let held = next_about(&mut watcher, BOOK, true).await["id"].clone();
+
+    cluster
+        .nodes
+        .push(Node::start(&cluster.engine.history(), &["--subscriptions"]));
+    let (listed, _) = list(&cluster[2]).await;
+    let watching = format!("{SUBSCRIPTIONS}/*");
+    let mut matches: Vec<&str> = listed
+        .iter()
+        .map(|doc| doc["match"].as_str().unwrap())
+        .collect();
+    matches.sort();
+    assert_eq!(matches, [watching.as_str(), BOOK], "{listed:?}");
+    assert!(
+        listed.iter().any(|doc| doc["id"] == held),
+        "{held} in {listed:?}"
+    );
 }

@@ -6,13 +6,17 @@
 mod support;
 
 use std::time::Duration;
-use support::cluster::{data, eventually, ids, Cluster, Engine, Kind, Reader, Target, PATIENCE};
+use support::cluster::{
+    data, encode, eventually, ids, Cluster, Engine, Kind, Reader, Target, PATIENCE,
+};
+use tidings::auth::{Generation, Role};
 use tokio::time::Instant;
 
 crate::cluster_tests!(
     engine_outage_refuses_publications_then_recovers,
     a_node_cut_off_from_the_log_catches_up_in_order,
     a_node_killed_under_load_loses_nothing,
+    a_killed_nodes_subscriptions_end_once,
 );
 crate::cluster_tests!(replicated: the_engines_leader_dies_under_load);
 
@@ -62,7 +66,9 @@ async fn engine_outage_refuses_publications_then_recovers(engine: Engine) {
     // Refused, and so not stored: none of these may reach a subscriber.
     let refused = |target: Target, label: &'static str| async move {
         let data = format!("refused by {} {label}", target.url);
-        let answer = target.post(&[("topic", "t"), ("data", &data)], PATIENCE).await;
+        let answer = target
+            .post(&[("topic", "t"), ("data", &data)], PATIENCE)
+            .await;
         let (status, body) = answer.unwrap_or_else(|error| panic!("no answer: {error}"));
         assert_eq!(status, 503, "{body}");
         let problem: serde_json::Value = serde_json::from_str(&body).expect("a problem document");
@@ -71,13 +77,21 @@ async fn engine_outage_refuses_publications_then_recovers(engine: Engine) {
     cluster.engine.kill();
     refused(cluster[0].target(), "at once").await;
     for node in &cluster.nodes {
-        assert!(node.readiness_becomes(503, PATIENCE).await, "{} not ready", node.url);
+        assert!(
+            node.readiness_becomes(503, PATIENCE).await,
+            "{} not ready",
+            node.url
+        );
         refused(node.target(), "once not ready").await;
     }
 
     cluster.engine.restart();
     for node in &cluster.nodes {
-        assert!(node.readiness_becomes(200, PATIENCE).await, "{} ready", node.url);
+        assert!(
+            node.readiness_becomes(200, PATIENCE).await,
+            "{} ready",
+            node.url
+        );
     }
     cluster[1].publish_as("t", "3", None).await;
     cluster[2].publish_as("t", "4", None).await;
@@ -96,7 +110,9 @@ async fn a_node_cut_off_from_the_log_catches_up_in_order(engine: Engine) {
 
     cluster[0].pause();
     for n in 2..10 {
-        cluster[1 + n % 2].publish_as("t", &n.to_string(), None).await;
+        cluster[1 + n % 2]
+            .publish_as("t", &n.to_string(), None)
+            .await;
     }
     cluster[0].resume();
     all_have(&cluster, &mut readers, &numbers(0..10)).await;
@@ -135,7 +151,11 @@ async fn publish_load(targets: Vec<Target>, count: usize, patience: Duration) ->
     let mut acknowledged = Vec::new();
     for n in 0..count {
         let (id, data) = (format!("load-{n}"), n.to_string());
-        let form = [("topic", "load"), ("id", id.as_str()), ("data", data.as_str())];
+        let form = [
+            ("topic", "load"),
+            ("id", id.as_str()),
+            ("data", data.as_str()),
+        ];
         let deadline = Instant::now() + patience;
         let mut attempts = Vec::new();
         for target in targets.iter().cycle().skip(n) {
@@ -149,18 +169,27 @@ async fn publish_load(targets: Vec<Target>, count: usize, patience: Duration) ->
             }
             if Instant::now() > deadline {
                 let gave_up = format!("{id} never acknowledged: {attempts:#?}");
-                return Load { acknowledged, gave_up: Some(gave_up) };
+                return Load {
+                    acknowledged,
+                    gave_up: Some(gave_up),
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Load { acknowledged, gave_up: None }
+    Load {
+        acknowledged,
+        gave_up: None,
+    }
 }
 
 /// Numbers in event data.
 fn parsed(events: &[String]) -> Vec<usize> {
-    events.iter().map(|n| n.parse().expect("a number")).collect()
+    events
+        .iter()
+        .map(|n| n.parse().expect("a number"))
+        .collect()
 }
 
 /// A node SIGKILLed while publishers and a reader use it: publishers retry
@@ -173,16 +202,26 @@ async fn a_node_killed_under_load_loses_nothing(engine: Engine) {
     let mut cluster = Cluster::start(engine, 3, &[]);
     let mut reader = Reader::open(&cluster[0], "match=load").await;
     let load = tokio::spawn(publish_load(cluster.targets(), COUNT, PATIENCE));
-    assert!(reader.read_to(COUNT / 3, PATIENCE).await, "node 0 serves until killed");
+    assert!(
+        reader.read_to(COUNT / 3, PATIENCE).await,
+        "node 0 serves until killed"
+    );
     cluster[0].kill();
-    assert!(!reader.read_to(COUNT, PATIENCE).await, "the stream ends with its node");
+    assert!(
+        !reader.read_to(COUNT, PATIENCE).await,
+        "the stream ends with its node"
+    );
     reader.resume(&cluster[1]).await;
     let load = load.await.expect("the publisher");
     assert_eq!(load.gave_up, None, "publishers carry on on the other nodes");
     reader.read_resuming(&cluster[1], COUNT, PATIENCE).await;
 
     let expected = numbers(0..COUNT);
-    assert_eq!(parsed(&expected), load.acknowledged, "every publication acknowledged");
+    assert_eq!(
+        parsed(&expected),
+        load.acknowledged,
+        "every publication acknowledged"
+    );
     assert_eq!(data(&reader.events), expected, "once each, in order");
     reader.assert_quiet().await;
     let history = cluster[2].history("match=load").await;
@@ -211,16 +250,114 @@ async fn the_engines_leader_dies_under_load(engine: Engine) {
     cluster.engine.kill_leader();
     let load = load.await.expect("the publisher");
     if cluster.kind() == Kind::Nats {
-        assert_eq!(load.gave_up, None, "the nodes publish through the new leader");
+        assert_eq!(
+            load.gave_up, None,
+            "the nodes publish through the new leader"
+        );
     }
 
     // Refused publications may be in the log too (Redis took them, its
     // replica did not); acknowledged ones must.
     let stored = data(&cluster[1].history("match=load").await);
     let numbers = parsed(&stored);
-    assert!(numbers.is_sorted_by(|a, b| a < b), "each once, in order: {numbers:?}");
-    let missing: Vec<_> = load.acknowledged.iter().filter(|n| !numbers.contains(n)).collect();
+    assert!(
+        numbers.is_sorted_by(|a, b| a < b),
+        "each once, in order: {numbers:?}"
+    );
+    let missing: Vec<_> = load
+        .acknowledged
+        .iter()
+        .filter(|n| !numbers.contains(n))
+        .collect();
     assert!(missing.is_empty(), "acknowledged, then lost: {missing:?}");
-    reader.read_resuming(&cluster[0], stored.len(), PATIENCE).await;
-    assert_eq!(data(&reader.events), stored, "the reader follows the new leader");
+    reader
+        .read_resuming(&cluster[0], stored.len(), PATIENCE)
+        .await;
+    assert_eq!(
+        data(&reader.events),
+        stored,
+        "the reader follows the new leader"
+    );
+}
+
+/// A node's lease runs out 15 to 20 s after it goes silent; this allows for
+/// a busy machine.
+const LEASE_PATIENCE: Duration = Duration::from_secs(45);
+
+/// With `--subscriptions`, the subscriptions of a node that dies without a
+/// goodbye are announced ended by the survivors, once each however many
+/// survivors announce them, and leave every survivor's list.
+async fn a_killed_nodes_subscriptions_end_once(engine: Engine) {
+    const EVERY: &str = "/.well-known/mercure/subscriptions/*";
+    let mut cluster = Cluster::start(engine, 3, &["--subscriptions"]);
+    let token = |node: &support::cluster::Node| {
+        let pattern = format!("urlpattern:{EVERY}");
+        support::token(
+            Generation::Draft08,
+            Role::Subscriber,
+            &[&pattern],
+            &node.url,
+            None,
+        )
+    };
+    let query = format!("match_urlpattern={}", encode(EVERY));
+    let mut watcher = cluster[0]
+        .open(&query, Some(&token(&cluster[0])), None)
+        .await;
+    let _doomed = cluster[1].open("match=doomed", None, None).await;
+    let (_, started) = changes_until(&mut watcher, "doomed", true, PATIENCE).await;
+
+    cluster[1].kill();
+    let (before, ended) = changes_until(&mut watcher, "doomed", false, LEASE_PATIENCE).await;
+    assert_eq!(started["id"], ended["id"]);
+    assert!(!before.contains(&("doomed".into(), false)), "{before:?}");
+    // The other survivor's announcement of the same end is not a second one.
+    let after = changes_for(&mut watcher, Duration::from_secs(8)).await;
+    assert!(
+        !after.contains(&("doomed".into(), false)),
+        "ended twice: {after:?}"
+    );
+}
+
+/// The `(match, active)` of subscription events until the one about
+/// `topic` turning `active`, which is returned with them as its document.
+async fn changes_until(
+    stream: &mut support::Stream,
+    topic: &str,
+    active: bool,
+    wait: Duration,
+) -> (Vec<(String, bool)>, serde_json::Value) {
+    let deadline = Instant::now() + wait;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(event) = stream.next_within(left).await else {
+            panic!("no event saying {topic} turned active={active} within {wait:?}: {seen:?}");
+        };
+        let doc: serde_json::Value = serde_json::from_str(&event.data).expect("JSON");
+        if doc["match"] == topic && doc["active"] == active {
+            return (seen, doc);
+        }
+        seen.push((
+            doc["match"].as_str().unwrap_or("").into(),
+            doc["active"] == true,
+        ));
+    }
+}
+
+/// The `(match, active)` of subscription events that arrive within `wait`.
+async fn changes_for(stream: &mut support::Stream, wait: Duration) -> Vec<(String, bool)> {
+    let deadline = Instant::now() + wait;
+    let mut seen = Vec::new();
+    while let Some(event) = stream
+        .next_within(deadline.saturating_duration_since(Instant::now()))
+        .await
+    {
+        let doc: serde_json::Value = serde_json::from_str(&event.data).expect("JSON");
+        seen.push((
+            doc["match"].as_str().unwrap_or("").into(),
+            doc["active"] == true,
+        ));
+    }
+    seen
 }

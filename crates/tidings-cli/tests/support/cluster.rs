@@ -391,7 +391,11 @@ pub struct Target {
 
 impl Target {
     /// Publishes; the status and body, or why no answer came.
-    pub async fn post(&self, form: &[(&str, &str)], wait: Duration) -> Result<(u16, String), String> {
+    pub async fn post(
+        &self,
+        form: &[(&str, &str)],
+        wait: Duration,
+    ) -> Result<(u16, String), String> {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -468,7 +472,10 @@ impl Reader {
     /// stream ends.
     pub async fn read_resuming(&mut self, node: &Node, count: usize, wait: Duration) {
         let deadline = Instant::now() + wait;
-        while !self.read_to(count, deadline.saturating_duration_since(Instant::now())).await {
+        while !self
+            .read_to(count, deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
             self.resume(node).await;
         }
     }
