@@ -7,10 +7,9 @@
 //! every node's log before it goes, so a failure shows what the hubs saw.
 
 use super::{client, free_port, Hub, Message, Next, Stream, SECRET};
-use std::fs::{self, File};
+use std::fs;
 use std::ops::Deref;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tidings_testkit::{Nats, NatsCluster, Redis, Sentinel};
 use tokio::time::Instant;
@@ -178,6 +177,8 @@ impl Node {
     /// Starts a node on `history` with `extra` flags.
     pub fn start(history: &str, extra: &[&str]) -> Node {
         let port = free_port();
+        // More detail when asked: TIDINGS_TEST_NODE_LOG=debug,async_nats=trace
+        let log_filter = std::env::var("TIDINGS_TEST_NODE_LOG").unwrap_or_else(|_| "info".into());
         let mut args: Vec<String> = [
             "serve",
             "--listen",
@@ -185,7 +186,7 @@ impl Node {
             "--jwt-key",
             SECRET,
             "--log",
-            "info",
+            &log_filter,
             "--history",
             history,
         ]
@@ -279,15 +280,25 @@ impl Node {
         stream
     }
 
-    /// Everything the log retains for `query`, read from this node with
-    /// `Last-Event-ID: earliest`, until nothing more comes.
-    pub async fn history(&self, query: &str) -> Vec<Message> {
+    /// What the log retains for `query`, read from this node with
+    /// `Last-Event-ID: earliest` up to the event whose data is `last`, then
+    /// until nothing more comes. (A node replays what it has dispatched and
+    /// sends the rest live as it reads it: it may lag the log a little, so
+    /// "until quiet" alone could stop short.)
+    pub async fn history_through(&self, query: &str, last: &str) -> Vec<Message> {
         let mut stream = self.open(query, None, Some("earliest")).await;
-        let mut events = Vec::new();
+        let mut events: Vec<Message> = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
         loop {
-            match stream.poll_within(QUIET * 2).await {
+            let seen = events.iter().any(|event| event.data == last);
+            let wait = match seen {
+                true => QUIET * 2,
+                false => deadline.saturating_duration_since(Instant::now()),
+            };
+            match stream.poll_within(wait).await {
                 Next::Event(event) => events.push(event),
-                Next::Quiet => return events,
+                Next::Quiet if seen => return events,
+                Next::Quiet => panic!("{} replayed no {last} in {:?}", self.url, data(&events)),
                 Next::End => panic!("{} ended the replay after {:?}", self.url, data(&events)),
             }
         }
@@ -310,14 +321,9 @@ impl Deref for Node {
     }
 }
 
-fn spawn(args: &[String], log: &PathBuf) -> Hub {
-    let stderr = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("open the node's log");
+fn spawn(args: &[String], log: &Path) -> Hub {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Hub::start_logging(&args, Stdio::from(stderr))
+    Hub::start_logging(&args, log)
 }
 
 /// Nodes sharing one engine's log; prints their logs if the test fails.

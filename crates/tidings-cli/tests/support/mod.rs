@@ -63,18 +63,28 @@ impl Hub {
     }
 
     fn spawn(command: Command) -> Hub {
-        Hub::spawn_logging(command, Stdio::inherit())
+        Hub::spawn_logging(command, Stdio::inherit(), || {
+            "(on the test's stderr)".into()
+        })
     }
 
-    /// Starts with these arguments, the hub's stderr going to `stderr`.
-    pub fn start_logging(args: &[&str], stderr: Stdio) -> Hub {
+    /// Starts with these arguments, the hub's stderr appended to the file
+    /// `log`, which a failed start quotes.
+    pub fn start_logging(args: &[&str], log: &std::path::Path) -> Hub {
+        let file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the hub's log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
         // Plain text in the log file, no terminal colours.
         command.args(args).env("NO_COLOR", "1");
-        Hub::spawn_logging(command, stderr)
+        Hub::spawn_logging(command, Stdio::from(file), || {
+            std::fs::read_to_string(log).unwrap_or_default()
+        })
     }
 
-    fn spawn_logging(mut command: Command, stderr: Stdio) -> Hub {
+    fn spawn_logging(mut command: Command, stderr: Stdio, log: impl Fn() -> String) -> Hub {
         let data_dir = tempfile::tempdir().expect("data dir");
         let mut child = command
             .env("TIDINGS_DATA_DIR", data_dir.path())
@@ -84,7 +94,13 @@ impl Hub {
             .expect("start tidings");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().expect("a line").expect("utf-8");
+        let Some(Ok(first)) = lines.next() else {
+            let status = child.wait().expect("wait for the hub");
+            panic!(
+                "the hub exited ({status}) before serving; its log:\n{}",
+                log()
+            );
+        };
         let url = first
             .strip_prefix("tidings hub: ")
             .expect("the hub URL line")
