@@ -560,7 +560,18 @@ async fn a_replicated_stream_loses_no_acknowledged_event_when_its_leader_dies() 
     );
     assert_eq!(one, two, "the nodes disagree on where an id is");
 
-    let stored = log.read_after(0, 10_000).await.unwrap();
+    // The new leader may still be settling: a read can be refused for a
+    // moment (Unavailable), as a subscriber's replay would be, then retried.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        match log.read_after(0, 10_000).await {
+            Ok(stored) => break stored,
+            Err(err) => {
+                assert!(Instant::now() < deadline, "reads did not resume: {err}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
     assert_eq!(seqs(&stored), (1..=stored.len() as u64).collect::<Vec<_>>());
     assert_eq!(stored.len(), 960, "each id stored once");
     for (id, position) in &one {
@@ -570,4 +581,133 @@ async fn a_replicated_stream_loses_no_acknowledged_event_when_its_leader_dies() 
             "acknowledged at {position}"
         );
     }
+}
+
+/// A replica that has none of the stream yet, as far as direct gets go: a
+/// client on the server at `port` answering every direct get for `stream`
+/// with 404, as a replica does for a message it does not hold yet. The
+/// replicas answer too; a requester takes whichever answer comes first.
+async fn lagging_replica(port: u16, stream: &str) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    socket.set_nodelay(true).unwrap();
+    let (read, mut write) = socket.into_split();
+    let mut read = BufReader::new(read);
+    let mut info = String::new();
+    read.read_line(&mut info).await.unwrap();
+    assert!(info.starts_with("INFO"), "{info}");
+    let hello = format!(
+        "CONNECT {{\"verbose\":false,\"headers\":true,\"protocol\":1}}\r\n\
+         SUB $JS.API.DIRECT.GET.{stream} 1\r\nSUB $JS.API.DIRECT.GET.{stream}.> 2\r\nPING\r\n"
+    );
+    write.write_all(hello.as_bytes()).await.unwrap();
+    let mut pong = String::new();
+    read.read_line(&mut pong).await.unwrap();
+    assert!(pong.starts_with("PONG"), "{pong}");
+    tokio::spawn(async move {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let (reply, size) = match parts[..] {
+                ["PING"] => {
+                    let _ = write.write_all(b"PONG\r\n").await;
+                    continue;
+                }
+                ["MSG", _, _, reply, size] => (reply.to_owned(), size),
+                ["HMSG", _, _, reply, _, size] => (reply.to_owned(), size),
+                _ => continue,
+            };
+            let mut body = vec![0; size.parse::<usize>().unwrap() + 2];
+            read.read_exact(&mut body).await.unwrap();
+            let headers = "NATS/1.0 404 Message Not Found\r\n\r\n";
+            let answer = format!("HPUB {reply} {0} {0}\r\n{headers}\r\n", headers.len());
+            if write.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// A replay reads only what the stream leader answers for: an empty or short
+/// answer ends a subscriber's replay, so one from a replica that lags would
+/// skip events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_never_short_of_what_the_leader_acknowledged() {
+    let Some(cluster) = NatsCluster::start(3) else {
+        return;
+    };
+    let log = open(
+        &format!("{}?replicas=3", cluster.url()),
+        Retention::default(),
+    )
+    .await;
+    for b in 0..3 {
+        log.append(&events("l", b * 100..b * 100 + 100))
+            .await
+            .unwrap();
+    }
+    let _lagging = lagging_replica(cluster.port(0), "tidings").await;
+    let reader = open(
+        &format!("nats://127.0.0.1:{}?replicas=3", cluster.port(0)),
+        Retention::default(),
+    )
+    .await;
+    for round in 0..10 {
+        for (after, limit) in [(0, 1_000), (0, 300), (250, 1_000), (290, 5), (299, 10)] {
+            let read = reader.read_after(after, limit).await.unwrap();
+            let want: Vec<u64> = (after + 1..=300.min(after + limit as u64)).collect();
+            assert_eq!(
+                (read.len(), read.first().map(|e| e.seq)),
+                (want.len(), want.first().copied()),
+                "round {round}: read_after({after}, {limit})"
+            );
+            assert_eq!(seqs(&read), want);
+        }
+    }
+}
+
+/// The stream's limits are the first node's: a node started with other
+/// bounds neither shrinks nor grows them.
+#[tokio::test]
+async fn a_node_with_other_bounds_leaves_the_streams_limits_alone() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let five = Retention {
+        events: Some(5),
+        ..Retention::default()
+    };
+    let first = open(&nats.url(), five).await;
+    let other = open(
+        &nats.url(),
+        Retention {
+            events: Some(100),
+            age: Some(Duration::from_secs(3_600)),
+            ..Retention::default()
+        },
+    )
+    .await;
+    other.append(&events("b", 0..12)).await.unwrap();
+    assert_eq!(
+        seqs(&first.read_after(0, 100).await.unwrap()),
+        [8, 9, 10, 11, 12]
+    );
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("tidings")
+        .await
+        .unwrap();
+    let config = &stream.info().await.unwrap().config;
+    assert_eq!(config.max_messages, 5);
+    assert_eq!(config.max_age, Duration::ZERO);
+    // Again with fewer bounds: still the stream's.
+    let _unbounded = open(&nats.url(), Retention::default()).await;
+    let config = &stream.info().await.unwrap().config;
+    assert_eq!(config.max_messages, 5);
 }

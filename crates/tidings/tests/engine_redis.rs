@@ -210,14 +210,10 @@ async fn trimming_a_backlog_larger_than_a_chunk_empties_it() {
         let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
         filler.append(&events(&chunk)).await.unwrap();
     }
-    let bounded = open_with(
-        &redis.url(),
-        Retention {
-            events: Some(10),
-            ..Retention::default()
-        },
-    )
-    .await;
+    // The log keeps the bounds its first node stored; an operator changes
+    // them there, and every node applies them at its next run.
+    redis.cli(&["HSET", "{tidings}:meta", "retain_events", "10"]);
+    let bounded = open(&redis.url()).await;
     bounded.trim().await.unwrap();
     assert_eq!(
         seqs(&bounded.read_after(0, 100).await.unwrap()),
@@ -529,5 +525,271 @@ async fn bad_data_fails_naming_the_position_without_panicking() {
     assert!(
         matches!(located, Err(HistoryError::Failed(_))),
         "{located:?}"
+    );
+}
+
+#[tokio::test]
+async fn nodes_apply_the_retention_stored_with_the_log() {
+    let Some(redis) = redis() else { return };
+    let three = Retention {
+        events: Some(3),
+        ..Retention::default()
+    };
+    let first = open_with(&redis.url(), three).await;
+    assert_eq!(
+        redis.cli(&[
+            "HMGET",
+            "{tidings}:meta",
+            "retain_events",
+            "retain_bytes",
+            "retain_age_ms"
+        ]),
+        "3\nnone\nnone\n"
+    );
+    // Started with other bounds: it warns and applies the log's.
+    let other = open_with(
+        &redis.url(),
+        Retention {
+            events: Some(100),
+            age: Some(Duration::from_secs(3600)),
+            ..Retention::default()
+        },
+    )
+    .await;
+    let ten: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let ten: Vec<&str> = ten.iter().map(String::as_str).collect();
+    other.append(&events(&ten)).await.unwrap();
+    assert_eq!(seqs(&other.read_after(0, 100).await.unwrap()), [8, 9, 10]);
+    assert_eq!(
+        redis.cli(&["HGET", "{tidings}:meta", "retain_events"]),
+        "3\n"
+    );
+    // Changed in the log: every node follows at its next run.
+    redis.cli(&["HSET", "{tidings}:meta", "retain_events", "1"]);
+    first.trim().await.unwrap();
+    assert_eq!(seqs(&other.read_after(0, 100).await.unwrap()), [10]);
+}
+
+/// A primary and one replica of it, without Sentinels.
+fn primary_and_replica() -> Option<(Redis, Redis)> {
+    let primary = redis()?;
+    let replica = Redis::start_with(&[
+        ("appendfsync", "always"),
+        ("replicaof", &format!("127.0.0.1 {}", primary.port())),
+    ])?;
+    let synced = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+    });
+    assert!(synced, "the replica did not sync");
+    Some((primary, replica))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replicas_acknowledged_events_are_all_readable_and_followable() {
+    let Some((primary, _replica)) = primary_and_replica() else {
+        return;
+    };
+    let url = format!("{}?replicas=1&replica_timeout=2000", primary.url());
+    let (publisher, follower) = (open(&url).await, open(&url).await);
+    let follow = tokio::spawn({
+        let follower = Arc::clone(&follower);
+        async move {
+            let (mut after, mut got) = (0, Vec::new());
+            while after < 500 {
+                let events = follower
+                    .follow(after, 1000, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                assert!(!events.is_empty(), "follow timed out at {after}");
+                after = events.last().unwrap().seq;
+                got.extend(events);
+            }
+            got
+        }
+    });
+    let names: Vec<String> = (0..500).map(|i| format!("a{i}")).collect();
+    for chunk in names.chunks(25) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        publisher.append(&events(&chunk)).await.unwrap();
+    }
+    let followed = follow.await.unwrap();
+    assert_eq!(ids(&followed), names);
+    assert_eq!(seqs(&followed), (1..=500).collect::<Vec<_>>());
+    let fresh = open(&url).await;
+    assert_eq!(fresh.last().await.unwrap(), 500);
+    assert_eq!(ids(&fresh.read_after(0, 1000).await.unwrap()), names);
+}
+
+/// With `replicas`, what the replicas do not hold yet is not read: a
+/// failover would lose it, and the new primary give its position to
+/// another event, which a node that had dispatched the first would never
+/// dispatch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replicas_readers_never_see_what_a_failover_may_lose() {
+    let Some((primary, replica)) = primary_and_replica() else {
+        return;
+    };
+    let url = format!("{}?replicas=1&replica_timeout=200", primary.url());
+    let (publisher, follower) = (open(&url).await, open(&url).await);
+    publisher.append(&events(&["kept"])).await.unwrap();
+    assert_eq!(
+        ids(&follower
+            .follow(0, 10, Duration::from_secs(2))
+            .await
+            .unwrap()),
+        ["kept"]
+    );
+
+    // The replica leaves: it is the primary the next failover picks.
+    replica.cli(&["REPLICAOF", "NO", "ONE"]);
+    let refused = publisher.append(&events(&["lost"])).await;
+    assert!(
+        matches!(&refused, Err(HistoryError::Unavailable(why)) if why.contains("0 of 1")),
+        "{refused:?}"
+    );
+    let followed = follower
+        .follow(1, 10, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let read = follower.read_after(0, 10).await.unwrap();
+    let last = follower.last().await.unwrap();
+    let fresh = open(&url).await;
+    let (fresh_read, fresh_last) = (
+        fresh.read_after(0, 10).await.unwrap(),
+        fresh.last().await.unwrap(),
+    );
+
+    // The failover: the former replica serves, without "lost", and gives
+    // position 2 to the next event.
+    let promoted = open(&replica.url()).await;
+    assert_eq!(
+        promoted.append(&events(&["next"])).await.unwrap(),
+        [Appended::New(2)]
+    );
+    let truth = promoted.read_after(0, 10).await.unwrap();
+    assert_eq!(ids(&truth), ["kept", "next"]);
+    for (what, seen) in [
+        ("follow", &followed),
+        ("read_after", &read),
+        ("a new node's read_after", &fresh_read),
+    ] {
+        for event in seen {
+            let there = truth.iter().find(|e| e.seq == event.seq);
+            assert_eq!(
+                there.map(|e| &e.id),
+                Some(&event.id),
+                "{what} returned {} at {}, which the failover lost",
+                event.id,
+                event.seq
+            );
+        }
+    }
+    assert_eq!((last, fresh_last), (1, 1), "last() went past the replicas");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_keeps_every_position_it_read_across_a_sentinel_failover() {
+    let Some(mut sentinel) = tidings_testkit::Sentinel::start() else {
+        return;
+    };
+    let url = format!("{}?replicas=1&replica_timeout=500", sentinel.url());
+    let (publisher, follower) = (open(&url).await, open(&url).await);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publishing = tokio::spawn({
+        let (log, stop) = (Arc::clone(&publisher), Arc::clone(&stop));
+        async move {
+            let mut acknowledged = Vec::new();
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let batch: Vec<String> = (0..4).map(|j| format!("e{i}-{j}")).collect();
+                let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+                match log.append(&events(&batch)).await {
+                    Ok(landed) => acknowledged.extend(
+                        batch
+                            .iter()
+                            .zip(landed)
+                            .map(|(id, l)| (id.to_string(), l.position())),
+                    ),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            acknowledged
+        }
+    });
+    let following = tokio::spawn({
+        let (log, stop) = (Arc::clone(&follower), Arc::clone(&stop));
+        async move {
+            let (mut after, mut got) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match log.follow(after, 1000, Duration::from_millis(200)).await {
+                    Ok(events) => {
+                        after = events.last().map_or(after, |e| e.seq);
+                        got.extend(events);
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            got
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sentinel.kill_primary();
+    let failed_over =
+        tokio::task::block_in_place(|| sentinel.wait_for_failover(Duration::from_secs(30)));
+    assert!(failed_over, "no failover\n{}", sentinel.logs());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, followed) = (publishing.await.unwrap(), following.await.unwrap());
+    println!(
+        "failover: {} acknowledged, {} followed",
+        acknowledged.len(),
+        followed.len()
+    );
+    assert!(!acknowledged.is_empty());
+
+    // The log on the new primary, read without a bound.
+    let plain = open(&sentinel.url()).await;
+    let mut truth = Vec::new();
+    for _ in 0..50 {
+        match plain.read_after(0, 100_000).await {
+            Ok(read) => {
+                truth = read;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let at = |seq: u64| truth.get(seq as usize - 1).map(|e| e.id.to_string());
+    assert_eq!(seqs(&truth), (1..=truth.len() as u64).collect::<Vec<_>>());
+    for event in &followed {
+        assert_eq!(
+            at(event.seq),
+            Some(event.id.to_string()),
+            "followed at {}",
+            event.seq
+        );
+    }
+    for (id, position) in &acknowledged {
+        assert_eq!(
+            at(*position).as_ref(),
+            Some(id),
+            "acknowledged at {position}"
+        );
+    }
+    // The follower read every acknowledged event, in order, with no gap.
+    assert_eq!(
+        seqs(&followed),
+        (1..=followed.len() as u64).collect::<Vec<_>>()
+    );
+    let last_acknowledged = acknowledged.iter().map(|(_, p)| *p).max().unwrap();
+    assert!(
+        followed.len() as u64 >= last_acknowledged,
+        "followed {} of {last_acknowledged}",
+        followed.len()
     );
 }

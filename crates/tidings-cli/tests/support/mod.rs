@@ -239,14 +239,10 @@ impl Drop for Hub {
     }
 }
 
-/// A port nothing listens on right now: bound on 127.0.0.1 and released, so
-/// a hub can be started (and restarted) at a URL known in advance.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
+/// A port nothing listens on right now, so a hub can be started (and
+/// restarted) at a URL known in advance.
+#[allow(unused_imports)] // not every test binary restarts a hub
+pub use tidings_testkit::free_port;
 
 pub fn token(
     generation: Generation,

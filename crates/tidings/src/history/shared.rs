@@ -10,6 +10,18 @@
 //! Positions start at 1 and are contiguous: the engine trims only from the
 //! front, and a deduplicated publication takes no position. So a read that
 //! skips positions tells its reader that it fell behind the retention.
+//!
+//! Readers never see what the engine may still lose, and never less than
+//! it acknowledged: a node dispatches each position once, and a replay ends
+//! at the first empty answer, so an event read and then lost in a failover
+//! (its position given to another) or one a lagging copy did not have yet
+//! would be missed for good by some subscriber. Engines read through their
+//! leader or primary, and, when they acknowledge an append only once
+//! replicas hold it, read no further than that.
+//!
+//! Retention bounds belong to the log, not to a node: the first node to
+//! set up a log gives it its bounds, and the others apply those, warning
+//! when their own differ (see each engine).
 
 use super::{HistoryError, HistoryStats};
 use crate::event::{Event, SharedEvent};
@@ -51,7 +63,8 @@ pub trait SharedLog: Send + Sync + 'static {
     fn append<'a>(&'a self, events: &'a [Event]) -> Pending<'a, Vec<Appended>>;
 
     /// Up to `limit` retained events after position `after`, in order, at
-    /// once (replay).
+    /// once (replay). Never short of what the engine has acknowledged: an
+    /// empty answer ends a subscriber's replay.
     fn read_after(&self, after: u64, limit: usize) -> Pending<'_, Vec<SharedEvent>>;
 
     /// Like `read_after`, but waits up to `wait` for the first event when
@@ -62,8 +75,10 @@ pub trait SharedLog: Send + Sync + 'static {
     /// The position of the retained event with this id.
     fn locate<'a>(&'a self, id: &'a str) -> Pending<'a, Option<u64>>;
 
-    /// The newest position ever given, 0 for a log never written; retention
-    /// emptying the log does not take it back.
+    /// The newest position readers may see, 0 for a log never written;
+    /// retention emptying the log does not take it back. A node starts
+    /// following after it, and takes a `last` below what it dispatched for
+    /// a log that starts over.
     fn last(&self) -> Pending<'_, u64>;
 
     /// Applies what retention the engine does not apply by itself (called

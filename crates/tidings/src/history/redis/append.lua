@@ -3,19 +3,32 @@
 -- is exact.
 --
 -- KEYS: the stream, the id -> position hash, the meta hash.
--- ARGV: append time (ms), age cutoff (ms), most events, most bytes (each ''
--- when unbounded), most entries to remove, then the id and record of each
--- event in order.
--- Answers: retained events, retained bytes, entries removed, then the
--- position of each event, negated for a duplicate.
+-- ARGV: append time (ms), this node's bounds: most events, most bytes, most
+-- age in ms (each 'none' when unbounded), most entries to remove, then the
+-- id and record of each event in order.
+-- The bounds applied are the log's, kept in the meta hash as
+-- retain_events, retain_bytes and retain_age_ms: the first run on a log
+-- stores the node's own there; later runs use what is stored, whichever
+-- node runs them.
+-- Answers: retained events, retained bytes, entries removed, the newest
+-- position ever given, the replicated mark (0 when never set), the stored
+-- bounds (-1 when unbounded), then the position of each event, negated for
+-- a duplicate.
 local log, ids, meta = KEYS[1], KEYS[2], KEYS[3]
-local now = ARGV[1]
-local cutoff = tonumber(ARGV[2])
-local max_events = tonumber(ARGV[3])
-local max_bytes = tonumber(ARGV[4])
+local now = tonumber(ARGV[1])
 local budget = tonumber(ARGV[5])
 
-local answer = {0, 0, 0}
+if redis.call('HEXISTS', meta, 'retain_events') == 0 then
+  redis.call('HSET', meta, 'retain_events', ARGV[2], 'retain_bytes', ARGV[3], 'retain_age_ms', ARGV[4])
+end
+local stored = redis.call('HMGET', meta, 'retain_events', 'retain_bytes', 'retain_age_ms')
+-- A value that is not a number (`none`, or a missing field) is unbounded.
+local max_events = tonumber(stored[1])
+local max_bytes = tonumber(stored[2])
+local max_age = tonumber(stored[3])
+local cutoff = max_age and (now - max_age)
+
+local answer = {0, 0, 0, 0, 0, max_events or -1, max_bytes or -1, max_age or -1}
 local added = 0
 for i = 6, #ARGV, 2 do
   local id, record = ARGV[i], ARGV[i + 1]
@@ -27,7 +40,7 @@ for i = 6, #ARGV, 2 do
     -- The counter, not the stream, remembers the newest position: it
     -- survives retention emptying the stream.
     local position = redis.call('HINCRBY', meta, 'last', 1)
-    redis.call('XADD', log, '0-' .. position, 'r', record, 't', now, 'i', id)
+    redis.call('XADD', log, '0-' .. position, 'r', record, 't', ARGV[1], 'i', id)
     redis.call('HSET', ids, id, position)
     added = added + #record
     answer[#answer + 1] = position
@@ -89,4 +102,6 @@ if newest_removed then
 end
 
 answer[1], answer[2], answer[3] = count, bytes, removed
+answer[4] = tonumber(redis.call('HGET', meta, 'last') or '0')
+answer[5] = tonumber(redis.call('HGET', meta, 'replicated') or '0')
 return answer
