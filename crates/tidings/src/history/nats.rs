@@ -506,8 +506,13 @@ impl Engine {
             // Nothing came although the log holds more: the consumer died with
             // the server that held it (the stream's leader failed over), which
             // the client would notice only after two missed 15 s heartbeats.
-            // The next call starts a new one.
-            Ok(events) if events.is_empty() && self.last().await? > after => *tail = None,
+            // The next call starts a new one (so it does when the stream
+            // cannot say, which the follower learns from its own check).
+            Ok(events) if events.is_empty() => {
+                if !matches!(self.last().await, Ok(last) if last <= after) {
+                    *tail = None;
+                }
+            }
             Ok(_) => {}
         }
         pulled
