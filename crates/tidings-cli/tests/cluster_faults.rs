@@ -1,7 +1,8 @@
 //! A cluster loses nothing it acknowledged: through an engine outage, a
 //! node cut off from the log, a node killed under load, and (with a
 //! replicated engine) the death of the engine's leader. Every test runs
-//! against both engines (`engine_outage::redis`, `engine_outage::nats`, …).
+//! against both engines (`…_under_load::redis`, `…_under_load::nats`, …); the
+//! nodes' logs are printed when one fails.
 
 mod support;
 
