@@ -2,6 +2,7 @@
 //! port, tokens, and an SSE client over a real socket.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod programs;
 
 #[path = "../../src/sse.rs"]
@@ -61,17 +62,45 @@ impl Hub {
         Hub::spawn(command)
     }
 
-    fn spawn(mut command: Command) -> Hub {
+    fn spawn(command: Command) -> Hub {
+        Hub::spawn_logging(command, Stdio::inherit(), || {
+            "(on the test's stderr)".into()
+        })
+    }
+
+    /// Starts with these arguments, the hub's stderr appended to the file
+    /// `log`, which a failed start quotes.
+    pub fn start_logging(args: &[&str], log: &std::path::Path) -> Hub {
+        let file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the hub's log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+        // Plain text in the log file, no terminal colours.
+        command.args(args).env("NO_COLOR", "1");
+        Hub::spawn_logging(command, Stdio::from(file), || {
+            std::fs::read_to_string(log).unwrap_or_default()
+        })
+    }
+
+    fn spawn_logging(mut command: Command, stderr: Stdio, log: impl Fn() -> String) -> Hub {
         let data_dir = tempfile::tempdir().expect("data dir");
         let mut child = command
             .env("TIDINGS_DATA_DIR", data_dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start tidings");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().expect("a line").expect("utf-8");
+        let Some(Ok(first)) = lines.next() else {
+            let status = child.wait().expect("wait for the hub");
+            panic!(
+                "the hub exited ({status}) before serving; its log:\n{}",
+                log()
+            );
+        };
         let url = first
             .strip_prefix("tidings hub: ")
             .expect("the hub URL line")
@@ -332,11 +361,44 @@ impl Stream {
         }
     }
 
+    /// What comes next within `wait`: an event, the end of the stream (the
+    /// server closed it or went away), or nothing yet.
+    pub async fn poll_within(&mut self, wait: Duration) -> Next {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(message) = self.queued.pop_front() {
+                return Next::Event(message);
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return Next::Quiet,
+                Ok(None) | Ok(Some(Err(_))) => return Next::End,
+                Ok(Some(Ok(chunk))) => {
+                    self.raw.push_str(&String::from_utf8_lossy(&chunk));
+                    self.queued.extend(self.parser.feed(&chunk));
+                }
+            }
+        }
+    }
+
+    /// The id the client would resume from: the last event's, or the bare
+    /// `id:` a live stream opens with.
+    pub fn last_event_id(&self) -> Option<String> {
+        self.parser.last_event_id().map(String::from)
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
             .map(|v| v.to_str().unwrap().to_string())
     }
+}
+
+/// What [`Stream::poll_within`] saw.
+#[derive(Debug)]
+pub enum Next {
+    Event(Message),
+    End,
+    Quiet,
 }
 
 /// Lets a just-opened subscription register before publishing: the stream

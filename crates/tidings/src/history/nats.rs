@@ -275,6 +275,14 @@ impl Engine {
     }
 
     async fn publish(&self, event: &Event, now: u64) -> Result<PublishAckFuture, HistoryError> {
+        // The client keeps what it is given while disconnected and sends it
+        // once it reconnects: a publication refused now would be stored
+        // later, after what was published since.
+        if self.client.connection_state() != State::Connected {
+            return Err(HistoryError::Unavailable(
+                "NATS JetStream: disconnected from the servers".into(),
+            ));
+        }
         let subject = self.subject(&event.id);
         let mut headers = HeaderMap::new();
         // The hash rather than the id: ids are the publishers', and a header
@@ -493,8 +501,19 @@ impl Engine {
             _ => tail.insert(self.open_tail(after, connects).await?),
         };
         let pulled = self.pull(current, limit, wait).await;
-        if pulled.is_err() {
-            *tail = None;
+        match &pulled {
+            Err(_) => *tail = None,
+            // Nothing came although the log holds more: the consumer died with
+            // the server that held it (the stream's leader failed over), which
+            // the client would notice only after two missed 15 s heartbeats.
+            // The next call starts a new one (so it does when the stream
+            // cannot say, which the follower learns from its own check).
+            Ok(events) if events.is_empty() => {
+                if !matches!(self.last().await, Ok(last) if last <= after) {
+                    *tail = None;
+                }
+            }
+            Ok(_) => {}
         }
         pulled
     }

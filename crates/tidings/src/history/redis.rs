@@ -215,6 +215,7 @@ impl RedisLog {
             invocation.arg(&*event.id).arg(record::encode(event, now));
         }
         let waited = replicas.map_or(Duration::ZERO, |r| r.timeout);
+        let invocation = &invocation;
         let (answer, acknowledged) = self
             .writes
             .run(&self.describe, waited, |mut conn| async move {
@@ -344,8 +345,9 @@ impl RedisLog {
         command.arg(&self.keys.meta).arg("replicated").arg("last");
         let (replicated, last): (Option<u64>, Option<u64>) = self
             .reads
-            .run(&self.describe, Duration::ZERO, |mut conn| async move {
-                command.query_async(&mut conn).await
+            .run(&self.describe, Duration::ZERO, |mut conn| {
+                let command = &command;
+                async move { command.query_async(&mut conn).await }
             })
             .await?;
         Ok(self.readable(replicated.unwrap_or(0), last.unwrap_or(0)))
@@ -443,8 +445,9 @@ impl SharedLog for RedisLog {
                 .arg("last");
             let (entries, (replicated, last)): (Vec<Entry>, (Option<u64>, Option<u64>)) = self
                 .reads
-                .run(&self.describe, Duration::ZERO, |mut conn| async move {
-                    pipe.query_async(&mut conn).await
+                .run(&self.describe, Duration::ZERO, |mut conn| {
+                    let pipe = &pipe;
+                    async move { pipe.query_async(&mut conn).await }
                 })
                 .await?;
             let readable = self.readable(replicated.unwrap_or(0), last.unwrap_or(0));
@@ -479,8 +482,9 @@ impl SharedLog for RedisLog {
             );
             let (streams, (replicated, last)): Read = self
                 .follows
-                .run(&self.describe, wait, |mut conn| async move {
-                    pipe.query_async(&mut conn).await
+                .run(&self.describe, wait, |mut conn| {
+                    let pipe = &pipe;
+                    async move { pipe.query_async(&mut conn).await }
                 })
                 .await?;
             let entries = streams
@@ -510,8 +514,9 @@ impl SharedLog for RedisLog {
             let mut command = redis::cmd("HGET");
             command.arg(&self.keys.ids).arg(id);
             self.reads
-                .run(&self.describe, Duration::ZERO, |mut conn| async move {
-                    command.query_async(&mut conn).await
+                .run(&self.describe, Duration::ZERO, |mut conn| {
+                    let command = &command;
+                    async move { command.query_async(&mut conn).await }
                 })
                 .await
         })
@@ -530,8 +535,9 @@ impl SharedLog for RedisLog {
             command.arg(&self.keys.meta).arg("last");
             let last: Option<u64> = self
                 .reads
-                .run(&self.describe, Duration::ZERO, |mut conn| async move {
-                    command.query_async(&mut conn).await
+                .run(&self.describe, Duration::ZERO, |mut conn| {
+                    let command = &command;
+                    async move { command.query_async(&mut conn).await }
                 })
                 .await?;
             Ok(last.unwrap_or(0))
@@ -625,6 +631,12 @@ impl Link {
 
     /// Runs `op` on this link's connection, within the time it takes to
     /// connect and answer plus `waits`, what the command waits on purpose.
+    ///
+    /// A connection that broke while it sat idle (the server restarted, or
+    /// failed over) fails the next call made on it; that call runs once
+    /// more on a new connection rather than being refused. An append may run
+    /// twice: its events carry their ids, so the second run answers the
+    /// first one's as duplicates at their positions.
     async fn run<T, F, Fut>(
         &self,
         describe: &str,
@@ -632,43 +644,56 @@ impl Link {
         op: F,
     ) -> Result<T, HistoryError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let limit = CONNECT_TIMEOUT + ANSWER_TIMEOUT + waits;
-        let mut generation = None;
-        let outcome = tokio::time::timeout(limit, async {
-            let (current, connection) = self.connection().await?;
-            generation = Some(current);
-            op(connection).await
-        })
-        .await;
-        let error = match outcome {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) if transient(&error) => {
-                HistoryError::Unavailable(format!("{describe}: {error}"))
-            }
-            Ok(Err(error)) => return Err(HistoryError::Failed(format!("{describe}: {error}"))),
-            Err(_) => HistoryError::Unavailable(format!(
-                "{describe}: no answer within {} ms",
-                limit.as_millis()
-            )),
-        };
-        if let Some(generation) = generation {
+        let mut retried = false;
+        loop {
+            let mut used = None;
+            let outcome = tokio::time::timeout(limit, async {
+                let (generation, reused, connection) = self.connection().await?;
+                used = Some((generation, reused));
+                op(connection).await
+            })
+            .await;
+            let (error, retry) = match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) if transient(&error) => (
+                    HistoryError::Unavailable(format!("{describe}: {error}")),
+                    true,
+                ),
+                Ok(Err(error)) => return Err(HistoryError::Failed(format!("{describe}: {error}"))),
+                Err(_) => (
+                    HistoryError::Unavailable(format!(
+                        "{describe}: no answer within {} ms",
+                        limit.as_millis()
+                    )),
+                    false,
+                ),
+            };
+            let Some((generation, reused)) = used else {
+                return Err(error);
+            };
             self.drop_connection(generation).await;
+            if !(retry && reused) || retried {
+                return Err(error);
+            }
+            retried = true;
         }
-        Err(error)
     }
 
-    async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+    /// The open connection and its generation, and whether it was opened
+    /// before this call (and so may have broken since).
+    async fn connection(&self) -> RedisResult<(u64, bool, MultiplexedConnection)> {
         let mut slot = self.slot.lock().await;
         if let Some(connection) = &slot.connection {
-            return Ok((slot.generation, connection.clone()));
+            return Ok((slot.generation, true, connection.clone()));
         }
         let connection = self.connector.open().await?;
         slot.generation += 1;
         slot.connection = Some(connection.clone());
-        Ok((slot.generation, connection))
+        Ok((slot.generation, false, connection))
     }
 
     async fn drop_connection(&self, generation: u64) {
