@@ -64,12 +64,29 @@ local function expired(entry)
     or (cutoff and tonumber(entry.t) < cutoff)
 end
 
+-- Whether anything is past a bound: the count and bytes are known, and
+-- only the oldest entry can be too old. Reading the front on every append
+-- would cost more than the append itself.
+local function needs_trim()
+  if (max_events and count > max_events) or (max_bytes and bytes > max_bytes) then
+    return true
+  end
+  if not cutoff then
+    return false
+  end
+  local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+  return oldest ~= nil and tonumber(fields(oldest).t or '0') < cutoff
+end
+
 -- Oldest first, until the front is within every bound; the entries go in
--- one XTRIM at the end.
+-- one XTRIM at the end. Reads start small: one append past a bound
+-- usually removes one entry.
 local removed, newest_removed = 0, nil
 local start = '-'
-while removed < budget do
-  local entries = redis.call('XRANGE', log, start, '+', 'COUNT', math.min(budget - removed, 256))
+local chunk = 8
+while removed < budget and needs_trim() do
+  local entries = redis.call('XRANGE', log, start, '+', 'COUNT', math.min(budget - removed, chunk))
+  chunk = math.min(chunk * 2, 256)
   if #entries == 0 then
     break
   end
