@@ -21,7 +21,9 @@ static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// range the kernel hands out by itself, so only another process choosing
 /// ports the same way could take it first.
 pub fn free_port() -> u16 {
-    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let given = given.get_or_insert_with(HashSet::new);
     let span = u32::from(PORTS.end - PORTS.start);
     // Start at a place that differs between processes, then walk the range.
