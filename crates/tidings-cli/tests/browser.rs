@@ -87,6 +87,35 @@ struct Event {
     id: String,
 }
 
+/// Asserts that `source` received the events numbered 1, 2, … with the
+/// `ids` the hub answered their publications with: each exactly once, in
+/// order, as plain messages.
+fn assert_numbered_once_in_order(source: &Received, ids: &[String], timed_out: bool) {
+    let got: Vec<(&str, &str)> = source
+        .events
+        .iter()
+        .map(|e| (e.data.as_str(), e.id.as_str()))
+        .collect();
+    let numbers: Vec<String> = (1..=ids.len()).map(|n| n.to_string()).collect();
+    let want: Vec<(&str, &str)> = numbers
+        .iter()
+        .zip(ids)
+        .map(|(n, id)| (n.as_str(), id.as_str()))
+        .collect();
+    let arrival: Vec<&str> = source.events.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(
+        got,
+        want,
+        "each event exactly once and in order, as (data, id); data in arrival order: {}; \
+         {} opens, {} errors, closed: {}, timed out: {timed_out}",
+        arrival.join(" "),
+        source.opens,
+        source.errors,
+        source.closed,
+    );
+    assert!(source.events.iter().all(|e| e.kind == "message"));
+}
+
 fn event(kind: &str, data: &str, id: &str) -> Event {
     Event {
         kind: kind.into(),
@@ -329,28 +358,7 @@ fn eventsource_resumes_with_last_event_id_across_cuts() {
         ticker.events.len(),
         ticker.opens
     );
-    let got: Vec<(String, String)> = ticker
-        .events
-        .iter()
-        .map(|e| (e.data.clone(), e.id.clone()))
-        .collect();
-    let want: Vec<(String, String)> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| ((i + 1).to_string(), id.clone()))
-        .collect();
-    let arrival: Vec<&str> = ticker.events.iter().map(|e| e.data.as_str()).collect();
-    assert_eq!(
-        got,
-        want,
-        "each event exactly once and in order, as (data, id); data in arrival order: {}; \
-         {} opens, {} errors, timed out: {}",
-        arrival.join(" "),
-        ticker.opens,
-        ticker.errors,
-        report.timed_out
-    );
-    assert!(ticker.events.iter().all(|e| e.kind == "message"));
+    assert_numbered_once_in_order(ticker, &ids, report.timed_out);
     // Otherwise the test proved nothing about resuming.
     assert!(
         ticker.opens >= 3,
@@ -532,29 +540,7 @@ fn eventsource_resumes_across_a_hub_restart(signal: libc::c_int, name: &str) {
          the [page] lines above) after events {}",
         arrival.join(" ")
     );
-    let got: Vec<(String, String)> = source
-        .events
-        .iter()
-        .map(|e| (e.data.clone(), e.id.clone()))
-        .collect();
-    let want: Vec<(String, String)> = publisher
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| ((i + 1).to_string(), id.clone()))
-        .collect();
-    assert_eq!(
-        got,
-        want,
-        "each acknowledged event exactly once and in order, as (data, id); data in arrival \
-         order: {}; {} opens, {} errors, closed: {}, timed out: {}",
-        arrival.join(" "),
-        source.opens,
-        source.errors,
-        source.closed,
-        report.timed_out
-    );
-    assert!(source.events.iter().all(|e| e.kind == "message"));
+    assert_numbered_once_in_order(source, &publisher.ids, report.timed_out);
     assert!(
         source.opens >= 2,
         "the browser never reconnected: {} opens",
@@ -834,27 +820,7 @@ fn eventsource_behind_nginx_survives_node_death(tools: &Tools, history: &str) {
         arrival.join(" "),
         nginx.log_text()
     );
-    let got: Vec<(String, String)> = source
-        .events
-        .iter()
-        .map(|e| (e.data.clone(), e.id.clone()))
-        .collect();
-    let want: Vec<(String, String)> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| ((i + 1).to_string(), id.clone()))
-        .collect();
-    assert_eq!(
-        got,
-        want,
-        "each event exactly once and in order, as (data, id); data in arrival order: {}; \
-         {} opens, {} errors, timed out: {}",
-        arrival.join(" "),
-        source.opens,
-        source.errors,
-        report.timed_out
-    );
-    assert!(source.events.iter().all(|e| e.kind == "message"));
+    assert_numbered_once_in_order(source, &ids, report.timed_out);
     // Otherwise the test proved nothing about failing over and resuming.
     assert!(
         while_away >= 1,
