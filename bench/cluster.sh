@@ -20,6 +20,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+. "$ROOT/bench/nchan.sh"
 
 SMOKE=0
 ENGINES="redis,nats"
@@ -225,38 +226,14 @@ start_cluster() {
 }
 
 # start_nchan COUNT: COUNT nginx instances with Nchan sharing a fresh Redis.
-NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 start_nchan() {
-  local count=$1 k port dir user
+  local count=$1 k port dir
   start_redis || return 1
-  user=$(id -un)
   NODE_ARGS=(); SUB_ARGS=(); PUB_URLS=()
   for k in $(seq 0 $((count - 1))); do
     port=$((HUB_BASE + k))
     dir="$WORK/nginx-$RUN-$k"
-    mkdir -p "$dir/tmp"
-    cat > "$dir/nginx.conf" <<EOF
-load_module $NCHAN_MODULE;
-user $user;
-worker_processes $(nproc);
-worker_rlimit_nofile $NOFILE;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events {
-  worker_connections $NOFILE;
-  multi_accept on;
-}
-http {
-  access_log off;
-  client_body_temp_path $dir/tmp/body;
-  proxy_temp_path $dir/tmp/proxy;
-  fastcgi_temp_path $dir/tmp/fastcgi;
-  uwsgi_temp_path $dir/tmp/uwsgi;
-  scgi_temp_path $dir/tmp/scgi;
-  nchan_max_reserved_memory 512M;
-  nchan_subscriber_timeout 0;
-  nchan_redis_url "$ENGINE_URL";
+    nchan_config "$dir" "  nchan_redis_url \"$ENGINE_URL\";
   server {
     listen 127.0.0.1:$port backlog=4096;
     location = /events {
@@ -269,9 +246,7 @@ http {
       nchan_channel_id \$arg_id;
       nchan_use_redis on;
     }
-  }
-}
-EOF
+  }"
     nginx -p "$dir" -c "$dir/nginx.conf" > "$dir/stderr.log" 2>&1 &
     PIDS_STARTED+=($!)
     NODE_ARGS+=(--node "$!")

@@ -17,6 +17,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+. "$ROOT/bench/nchan.sh"
 
 SMOKE=0
 INSTALL=auto
@@ -229,45 +230,16 @@ start_node() {
   wait_port "$PORT"
 }
 
-NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 start_nchan() {
-  local dir="$WORK/nginx" user
-  mkdir -p "$dir/tmp"
-  user=$(id -un)
-  # `user` only matters when the master runs as root; as anyone else
-  # nginx keeps the current user and ignores it with a notice.
-  cat > "$dir/nginx.conf" <<EOF
-load_module $NCHAN_MODULE;
-user $user;
-worker_processes $(nproc);
-worker_rlimit_nofile $NOFILE;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events {
-  worker_connections $NOFILE;
-  multi_accept on;
-}
-http {
-  access_log off;
-  client_body_temp_path $dir/tmp/body;
-  proxy_temp_path $dir/tmp/proxy;
-  fastcgi_temp_path $dir/tmp/fastcgi;
-  uwsgi_temp_path $dir/tmp/uwsgi;
-  scgi_temp_path $dir/tmp/scgi;
-  # Room for ten thousand channels and their buffered messages.
-  nchan_max_reserved_memory 512M;
-  nchan_subscriber_timeout 0;
-  server {
+  local dir="$WORK/nginx"
+  nchan_config "$dir" "  server {
     listen 127.0.0.1:$PORT backlog=4096;
     include $dir/locations.conf;
   }
   server {
     listen 127.0.0.1:$((PORT + 1)) http2 backlog=4096;
     include $dir/locations.conf;
-  }
-}
-EOF
+  }"
   cat > "$dir/locations.conf" <<'EOF'
 location = /events {
   nchan_subscriber eventsource;
