@@ -16,6 +16,7 @@ use tokio::time::Instant;
 crate::cluster_tests!(
     engine_outage_refuses_publications_then_recovers,
     a_node_cut_off_from_the_log_catches_up_in_order,
+    a_node_behind_the_retention_sends_its_subscribers_back_to_the_log,
     a_node_killed_under_load_loses_nothing,
     a_killed_nodes_subscriptions_end_once,
 );
@@ -135,6 +136,42 @@ async fn a_node_cut_off_from_the_log_catches_up_in_order(engine: Engine) {
     }
     cluster[0].resume();
     all_have(&cluster, &mut readers, &numbers(0..15)).await;
+}
+
+/// A node cut off for longer than the log keeps what it missed cannot
+/// deliver those events: it closes its streams instead of skipping them, and
+/// a client resuming from an event that left the log is told `earliest` and
+/// gets what is retained, as on a single hub.
+async fn a_node_behind_the_retention_sends_its_subscribers_back_to_the_log(engine: Engine) {
+    let cluster = Cluster::start(engine, 2, &["--retain-events", "5"]);
+    let mut reader = Reader::open(&cluster[0], "match=t").await;
+    cluster[1].publish_as("t", "0", None).await;
+    assert!(reader.read_to(1, PATIENCE).await);
+    let cursor = reader.cursor();
+
+    cluster[0].pause();
+    // Past the node's read in flight (it waits a second at most), so that
+    // what follows is only in the log, where retention trims it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for n in 1..=20 {
+        cluster[1].publish_as("t", &n.to_string(), None).await;
+    }
+    cluster[0].resume();
+
+    let ended = !reader.read_to(2, PATIENCE).await;
+    assert_eq!(
+        data(&reader.events),
+        ["0"],
+        "nothing delivered past the gap"
+    );
+    assert!(ended, "the stream of a node that missed events is closed");
+    let mut resumed = cluster[0].open("match=t", None, Some(&cursor)).await;
+    assert_eq!(
+        resumed.header("mercure-last-event-id").as_deref(),
+        Some("earliest")
+    );
+    let retained: Vec<String> = resumed.take(5).await.into_iter().map(|m| m.data).collect();
+    assert_eq!(retained, numbers(16..21));
 }
 
 /// What a publisher got through.
