@@ -7,7 +7,7 @@
 
 use crate::event::SharedEvent;
 use crate::frame;
-use crate::history::{HistoryError, Log, Pending};
+use crate::history::{HistoryError, Log, Pending, SharedLog};
 use crate::hub::Core;
 use crate::outbox::{Batch, CloseReason};
 use crate::subscriber::Subscriber;
@@ -17,6 +17,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 pub struct EventStream {
     core: Arc<Core>,
@@ -173,7 +174,7 @@ impl Replay {
             Log::Shared(log) => {
                 let reading = self.reading.get_or_insert_with(|| {
                     let (log, after) = (log.clone(), self.after);
-                    Box::pin(async move { log.read_after(after, limit).await })
+                    Box::pin(async move { read_patiently(&*log, after, limit).await })
                 });
                 let events = ready!(reading.as_mut().poll(cx));
                 self.reading = None;
@@ -192,6 +193,30 @@ impl Replay {
             .collect();
         self.after = last.seq.min(self.live_after);
         Poll::Ready(Ok((frames, done)))
+    }
+}
+
+/// How long a replay waits out a shared log that refuses reads (a failover,
+/// a leader election) before it ends the stream for the client to retry.
+const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Reads a shared log, trying again while it is unavailable for a moment:
+/// ending the stream would only send the client round again.
+async fn read_patiently(
+    log: &dyn SharedLog,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<SharedEvent>, HistoryError> {
+    let deadline = Instant::now() + REPLAY_PATIENCE;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match log.read_after(after, limit).await {
+            Err(HistoryError::Unavailable(_)) if Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            read => return read,
+        }
     }
 }
 
