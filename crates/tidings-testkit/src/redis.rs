@@ -10,7 +10,7 @@ use std::process::Command;
 use tempfile::TempDir;
 
 use crate::port::{self, free_port};
-use crate::program::{require, Process};
+use crate::program::{require, skip, Process};
 use crate::tls::Certificates;
 
 /// A redis-server on 127.0.0.1, killed and its directory removed on drop.
@@ -46,6 +46,13 @@ impl Redis {
 
     fn start_inner(config: &[(&str, &str)], tls: Option<&Certificates>) -> Option<Redis> {
         let server = require("redis-server", "redis-server")?;
+        if tls.is_some() && !built_with_tls(&server) {
+            skip(&format!(
+                "{} was built without TLS (no OpenSSL in it); install a redis-server built with BUILD_TLS=yes",
+                server.display()
+            ));
+            return None;
+        }
         let cli = require("redis-cli", "redis-tools")?;
         let dir = tempfile::Builder::new()
             .prefix("tidings-redis-")
@@ -130,6 +137,13 @@ fn config_text(port: u16, dir: &Path, extra: &[(&str, &str)]) -> String {
         writeln!(text, "{key} {value}").expect("write to a String");
     }
     text
+}
+
+/// Whether the redis-server binary links OpenSSL, which a build without TLS
+/// (or with TLS as a module, which the kit does not load) does not.
+fn built_with_tls(server: &Path) -> bool {
+    let needle = b"SSL_CTX_new";
+    fs::read(server).is_ok_and(|binary| binary.windows(needle.len()).any(|w| w == needle))
 }
 
 /// Whether the server is ready: it answers PING, or with TLS, whose
