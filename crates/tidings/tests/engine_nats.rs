@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tidings::event::{Event, SharedEvent};
 use tidings::history::{self, Appended, HistoryError, Retention, SharedLog};
 use tidings::Update;
-use tidings_testkit::{Nats, NatsCluster};
+use tidings_testkit::{Certificates, Nats, NatsCluster};
 
 fn event(id: &str) -> Event {
     let mut update = Update::new(
@@ -710,4 +710,116 @@ async fn a_node_with_other_bounds_leaves_the_streams_limits_alone() {
     let _unbounded = open(&nats.url(), Retention::default()).await;
     let config = &stream.info().await.unwrap().config;
     assert_eq!(config.max_messages, 5);
+}
+
+/// Appends through one log and reads and follows it back through another
+/// opened with the same URL: what a node needs from its engine.
+async fn works_through(url: &str, prefix: &str) {
+    let (one, two) = (
+        open(url, Retention::default()).await,
+        open(url, Retention::default()).await,
+    );
+    let after = one.last().await.unwrap();
+    let appended = one.append(&events(prefix, 0..2)).await.unwrap();
+    assert_eq!(
+        appended,
+        vec![Appended::New(after + 1), Appended::New(after + 2)]
+    );
+    let want = [format!("{prefix}0"), format!("{prefix}1")];
+    assert_eq!(ids(&two.read_after(after, 10).await.unwrap()), want);
+    assert_eq!(ids(&follow_to(&two, after, after + 2).await), want);
+}
+
+/// What connecting with `url` is refused with.
+async fn refusal(url: &str) -> HistoryError {
+    match history::connect(url, Retention::default()).await {
+        Err(error) => error,
+        Ok(_) => panic!("{url} was accepted"),
+    }
+}
+
+/// Wrong credentials are refused at once, as Failed (a starting node does not
+/// wait for them to become right), naming the server but not the secret.
+fn assert_refused_credentials(refused: &HistoryError, port: u16, secret: &str) {
+    let why = refused.to_string();
+    assert!(matches!(refused, HistoryError::Failed(_)), "{why}");
+    assert!(why.contains("authorization violation"), "{why}");
+    assert!(why.contains(&format!("127.0.0.1:{port}")), "{why}");
+    assert!(!why.contains(secret), "{why}");
+}
+
+#[tokio::test]
+async fn a_token_in_the_url_opens_the_log_and_a_wrong_one_is_refused() {
+    let Some(nats) = Nats::start_with(r#"authorization { token: "tok-secret" }"#) else {
+        return;
+    };
+    let port = nats.port();
+    works_through(&format!("nats://tok-secret@127.0.0.1:{port}"), "t").await;
+
+    let started = Instant::now();
+    let refused = refusal(&format!("nats://not-the-token@127.0.0.1:{port}")).await;
+    assert_refused_credentials(&refused, port, "not-the-token");
+    let refused = refusal(&format!("nats://127.0.0.1:{port}")).await;
+    assert_refused_credentials(&refused, port, "tok-secret");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_user_and_password_in_the_url_open_the_log_and_wrong_ones_are_refused() {
+    let config = r#"authorization { users: [ { user: hub, password: "hub-pass" } ] }"#;
+    let Some(nats) = Nats::start_with(config) else {
+        return;
+    };
+    let port = nats.port();
+    // Percent-encoding is undone: `hub-pass` written as `hub%2Dpass`.
+    works_through(&format!("nats://hub:hub%2Dpass@127.0.0.1:{port}"), "u").await;
+    works_through(&format!("nats://hub:hub-pass@127.0.0.1:{port}"), "v").await;
+
+    for (userinfo, secret) in [
+        ("hub:not-the-pass", "not-the-pass"),
+        ("nobody:hub-pass", "hub-pass"),
+        ("hub-pass", "hub-pass"),
+    ] {
+        let refused = refusal(&format!("nats://{userinfo}@127.0.0.1:{port}")).await;
+        assert_refused_credentials(&refused, port, secret);
+    }
+}
+
+#[tokio::test]
+async fn tls_trusts_the_ca_the_url_names_and_no_other() {
+    let certificates = Certificates::generate();
+    let config = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+        certificates.cert().display(),
+        certificates.key().display()
+    );
+    let Some(nats) = Nats::start_with(&config) else {
+        return;
+    };
+    let port = nats.port();
+    let ca = certificates.ca();
+    let ca = ca.display();
+
+    works_through(&format!("tls://127.0.0.1:{port}?ca={ca}"), "a").await;
+    works_through(&format!("tls://localhost:{port}?stream=tidings&ca={ca}"), "b").await;
+    // The server requires TLS, so a nats:// URL upgrades to it as well.
+    works_through(&format!("nats://127.0.0.1:{port}?ca={ca}"), "c").await;
+
+    // The system's CAs did not sign the server's certificate, nor did another CA.
+    let untrusted = refusal(&format!("tls://127.0.0.1:{port}")).await;
+    assert!(untrusted.to_string().contains("invalid peer certificate"), "{untrusted}");
+    let other = Certificates::generate();
+    let untrusted = refusal(&format!(
+        "tls://127.0.0.1:{port}?ca={}",
+        other.ca().display()
+    ))
+    .await;
+    assert!(untrusted.to_string().contains("invalid peer certificate"), "{untrusted}");
+
+    let missing = format!("{ca}.missing");
+    let refused = refusal(&format!("tls://127.0.0.1:{port}?ca={missing}")).await;
+    assert!(
+        matches!(&refused, HistoryError::Failed(why) if why.contains(&missing)),
+        "{refused}"
+    );
 }
