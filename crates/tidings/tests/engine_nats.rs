@@ -801,20 +801,30 @@ async fn tls_trusts_the_ca_the_url_names_and_no_other() {
     let ca = ca.display();
 
     works_through(&format!("tls://127.0.0.1:{port}?ca={ca}"), "a").await;
-    works_through(&format!("tls://localhost:{port}?stream=tidings&ca={ca}"), "b").await;
+    works_through(
+        &format!("tls://localhost:{port}?stream=tidings&ca={ca}"),
+        "b",
+    )
+    .await;
     // The server requires TLS, so a nats:// URL upgrades to it as well.
     works_through(&format!("nats://127.0.0.1:{port}?ca={ca}"), "c").await;
 
     // The system's CAs did not sign the server's certificate, nor did another CA.
     let untrusted = refusal(&format!("tls://127.0.0.1:{port}")).await;
-    assert!(untrusted.to_string().contains("invalid peer certificate"), "{untrusted}");
+    assert!(
+        untrusted.to_string().contains("invalid peer certificate"),
+        "{untrusted}"
+    );
     let other = Certificates::generate();
     let untrusted = refusal(&format!(
         "tls://127.0.0.1:{port}?ca={}",
         other.ca().display()
     ))
     .await;
-    assert!(untrusted.to_string().contains("invalid peer certificate"), "{untrusted}");
+    assert!(
+        untrusted.to_string().contains("invalid peer certificate"),
+        "{untrusted}"
+    );
 
     let missing = format!("{ca}.missing");
     let refused = refusal(&format!("tls://127.0.0.1:{port}?ca={missing}")).await;

@@ -801,19 +801,13 @@ async fn works_through(url: &str, tag: &str) {
     let (one, two) = (open(url).await, open(url).await);
     let after = one.last().await.unwrap();
     let names = [format!("{tag}1"), format!("{tag}2")];
-    let appended = one
-        .append(&events(&[&names[0], &names[1]]))
-        .await
-        .unwrap();
+    let appended = one.append(&events(&[&names[0], &names[1]])).await.unwrap();
     assert_eq!(
         appended,
         vec![Appended::New(after + 1), Appended::New(after + 2)]
     );
     assert_eq!(ids(&two.read_after(after, 10).await.unwrap()), names);
-    let followed = two
-        .follow(after, 10, Duration::from_secs(2))
-        .await
-        .unwrap();
+    let followed = two.follow(after, 10, Duration::from_secs(2)).await.unwrap();
     assert_eq!(ids(&followed), names);
 }
 
@@ -831,7 +825,14 @@ async fn a_password_alone_and_an_acl_user_both_open_the_log_and_wrong_ones_are_r
     // The ACL user first: once the default user has a password, redis-cli
     // (which sends none) is refused.
     redis.cli(&[
-        "ACL", "SETUSER", "hub", "on", ">hub-pass", "~*", "&*", "+@all",
+        "ACL",
+        "SETUSER",
+        "hub",
+        "on",
+        ">hub-pass",
+        "~*",
+        "&*",
+        "+@all",
     ]);
     redis.cli(&["CONFIG", "SET", "requirepass", "default-pass"]);
     let port = redis.port();
