@@ -833,3 +833,131 @@ async fn tls_trusts_the_ca_the_url_names_and_no_other() {
         "{refused}"
     );
 }
+
+/// A JWT as nsc writes them: `header.claims.signature`, base64url without
+/// padding, signed with `signer`'s ed25519 nkey; `nats` holds the claims
+/// particular to the subject's kind.
+fn jwt(signer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let header = serde_json::json!({"typ": "JWT", "alg": "ed25519-nkey"});
+    let claims = serde_json::json!({
+        // Only unique: the server does not check it against the claims' hash.
+        "jti": format!("{name}-{subject}"),
+        "iat": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        "iss": signer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = signer.sign(signed.as_bytes()).expect("sign the JWT");
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// An operator, an account with JetStream and a user of it: the server's
+/// configuration (the operator's JWT and the account's, preloaded in a
+/// memory resolver), and the user's credentials file as nsc writes it.
+fn operator_setup() -> (String, String) {
+    let operator = nkeys::KeyPair::new_operator();
+    // JetStream does not start without a system account.
+    let system = nkeys::KeyPair::new_account();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "op",
+        serde_json::json!({"type": "operator", "version": 2, "system_account": system.public_key()}),
+    );
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({"type": "account", "version": 2}),
+    );
+    let unlimited = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+    });
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "hub",
+        serde_json::json!({"type": "account", "version": 2, "limits": unlimited}),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "node",
+        serde_json::json!({"type": "user", "version": 2, "subs": -1, "data": -1, "payload": -1}),
+    );
+    let config = format!(
+        "operator: \"{operator_jwt}\"\nsystem_account: {}\nresolver: MEMORY\n\
+         resolver_preload: {{\n  {}: \"{system_jwt}\"\n  {}: \"{account_jwt}\"\n}}",
+        system.public_key(),
+        system.public_key(),
+        account.public_key()
+    );
+    let creds = format!(
+        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().expect("the user's seed")
+    );
+    (config, creds)
+}
+
+#[tokio::test]
+async fn a_credentials_file_opens_the_log_and_another_users_is_refused() {
+    let (config, creds) = operator_setup();
+    let Some(nats) = Nats::start_with(&config) else {
+        return;
+    };
+    let port = nats.port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.creds");
+    std::fs::write(&path, &creds).unwrap();
+    works_through(
+        &format!("nats://127.0.0.1:{port}?creds={}", path.display()),
+        "c",
+    )
+    .await;
+
+    // A user of another operator's account: well formed, not trusted here.
+    let (_, stranger) = operator_setup();
+    let seed = stranger
+        .lines()
+        .find(|line| line.starts_with("SU"))
+        .unwrap()
+        .to_owned();
+    let other = dir.path().join("stranger.creds");
+    std::fs::write(&other, &stranger).unwrap();
+    let refused = refusal(&format!(
+        "nats://127.0.0.1:{port}?creds={}",
+        other.display()
+    ))
+    .await;
+    assert_refused_credentials(&refused, port, &seed);
+    // No credentials at all.
+    let refused = refusal(&format!("nats://127.0.0.1:{port}")).await;
+    assert_refused_credentials(&refused, port, &seed);
+
+    let missing = dir.path().join("missing.creds");
+    let refused = refusal(&format!(
+        "nats://127.0.0.1:{port}?creds={}",
+        missing.display()
+    ))
+    .await;
+    assert!(
+        matches!(&refused, HistoryError::Failed(why) if why.contains("missing.creds")),
+        "{refused}"
+    );
+}
