@@ -23,6 +23,7 @@ mod port;
 mod program;
 mod redis;
 mod sentinel;
+mod tls;
 mod wait;
 
 pub use nats::Nats;
@@ -32,3 +33,4 @@ pub use port::free_port;
 pub use program::require;
 pub use redis::Redis;
 pub use sentinel::Sentinel;
+pub use tls::Certificates;

@@ -21,12 +21,19 @@ impl Nats {
     /// Starts the server and waits until `/healthz` on its monitoring port says
     /// ok; None when nats-server is not installed.
     pub fn start() -> Option<Nats> {
+        Nats::start_with("")
+    }
+
+    /// Starts the server with `config` added to its configuration file, e.g.
+    /// `authorization { token: "s3cret" }` or `tls { cert_file: "…", key_file: "…" }`.
+    /// The monitoring port, which tells when it is ready, takes neither.
+    pub fn start_with(config: &str) -> Option<Nats> {
         let program = require("nats-server", "nats-server")?;
         let dir = tempfile::Builder::new()
             .prefix("tidings-nats-")
             .tempdir()
             .expect("create a temp dir");
-        let node = Node::start(&program, dir.path(), "n0", None, healthy);
+        let node = Node::start(&program, dir.path(), "n0", None, config, healthy);
         Some(Nats { node, _dir: dir })
     }
 
@@ -72,21 +79,22 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// Starts a server named `name` with its store under `dir`, and waits until
-    /// `ready(monitor_port)` holds.
+    /// Starts a server named `name` with its store under `dir` and `extra`
+    /// added to its configuration, and waits until `ready(monitor_port)` holds.
     pub(crate) fn start(
         program: &Path,
         dir: &Path,
         name: &str,
         routes: Option<Routes>,
+        extra: &str,
         ready: fn(u16) -> bool,
     ) -> Node {
         let (port, monitor_port) = (free_port(), free_port());
         let store = dir.join(name);
         fs::create_dir(&store).expect("create a JetStream store dir");
         let conf = dir.join(format!("{name}.conf"));
-        fs::write(&conf, config_text(name, port, monitor_port, &store, routes))
-            .expect("write the nats config");
+        let text = config_text(name, port, monitor_port, &store, routes) + extra + "\n";
+        fs::write(&conf, text).expect("write the nats config");
         let process = Process::start(
             format!("nats-server {name} on port {port}"),
             program,

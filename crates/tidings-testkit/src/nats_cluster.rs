@@ -43,6 +43,7 @@ impl NatsCluster {
                     dir.path(),
                     &format!("n{}", i + 1),
                     Some(routes),
+                    "",
                     monitoring,
                 )
             })

@@ -20,12 +20,19 @@ pub fn require(program: &str, debian_package: &str) -> Option<PathBuf> {
     if let Some(path) = find(program) {
         return Some(path);
     }
-    let message = format!("{program} not found on PATH; install {debian_package}");
-    if env::var_os("TIDINGS_TEST_REQUIRE_ALL").is_some_and(|value| value == "1") {
-        panic!("{message} (TIDINGS_TEST_REQUIRE_ALL=1)");
-    }
-    eprintln!("SKIPPED: {message}");
+    skip(&format!(
+        "{program} not found on PATH; install {debian_package}"
+    ));
     None
+}
+
+/// Says loudly on stderr that a test is skipped and why, `SKIPPED: <why>`;
+/// panics instead when `TIDINGS_TEST_REQUIRE_ALL=1`.
+pub(crate) fn skip(why: &str) {
+    if env::var_os("TIDINGS_TEST_REQUIRE_ALL").is_some_and(|value| value == "1") {
+        panic!("{why} (TIDINGS_TEST_REQUIRE_ALL=1)");
+    }
+    eprintln!("SKIPPED: {why}");
 }
 
 fn find(program: &str) -> Option<PathBuf> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tidings::event::{Event, SharedEvent};
 use tidings::history::{self, Appended, HistoryError, Retention, SharedLog};
 use tidings::Update;
-use tidings_testkit::{Nats, NatsCluster};
+use tidings_testkit::{Certificates, Nats, NatsCluster};
 
 fn event(id: &str) -> Event {
     let mut update = Update::new(
@@ -710,4 +710,254 @@ async fn a_node_with_other_bounds_leaves_the_streams_limits_alone() {
     let _unbounded = open(&nats.url(), Retention::default()).await;
     let config = &stream.info().await.unwrap().config;
     assert_eq!(config.max_messages, 5);
+}
+
+/// Appends through one log and reads and follows it back through another
+/// opened with the same URL: what a node needs from its engine.
+async fn works_through(url: &str, prefix: &str) {
+    let (one, two) = (
+        open(url, Retention::default()).await,
+        open(url, Retention::default()).await,
+    );
+    let after = one.last().await.unwrap();
+    let appended = one.append(&events(prefix, 0..2)).await.unwrap();
+    assert_eq!(
+        appended,
+        vec![Appended::New(after + 1), Appended::New(after + 2)]
+    );
+    let want = [format!("{prefix}0"), format!("{prefix}1")];
+    assert_eq!(ids(&two.read_after(after, 10).await.unwrap()), want);
+    assert_eq!(ids(&follow_to(&two, after, after + 2).await), want);
+}
+
+/// What connecting with `url` is refused with.
+async fn refusal(url: &str) -> HistoryError {
+    match history::connect(url, Retention::default()).await {
+        Err(error) => error,
+        Ok(_) => panic!("{url} was accepted"),
+    }
+}
+
+/// Wrong credentials are refused at once, as Failed (a starting node does not
+/// wait for them to become right), naming the server but not the secret.
+fn assert_refused_credentials(refused: &HistoryError, port: u16, secret: &str) {
+    let why = refused.to_string();
+    assert!(matches!(refused, HistoryError::Failed(_)), "{why}");
+    assert!(why.contains("authorization violation"), "{why}");
+    assert!(why.contains(&format!("127.0.0.1:{port}")), "{why}");
+    assert!(!why.contains(secret), "{why}");
+}
+
+#[tokio::test]
+async fn a_token_in_the_url_opens_the_log_and_a_wrong_one_is_refused() {
+    let Some(nats) = Nats::start_with(r#"authorization { token: "tok-secret" }"#) else {
+        return;
+    };
+    let port = nats.port();
+    works_through(&format!("nats://tok-secret@127.0.0.1:{port}"), "t").await;
+
+    let started = Instant::now();
+    let refused = refusal(&format!("nats://not-the-token@127.0.0.1:{port}")).await;
+    assert_refused_credentials(&refused, port, "not-the-token");
+    let refused = refusal(&format!("nats://127.0.0.1:{port}")).await;
+    assert_refused_credentials(&refused, port, "tok-secret");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_user_and_password_in_the_url_open_the_log_and_wrong_ones_are_refused() {
+    let config = r#"authorization { users: [ { user: hub, password: "hub-pass" } ] }"#;
+    let Some(nats) = Nats::start_with(config) else {
+        return;
+    };
+    let port = nats.port();
+    // Percent-encoding is undone: `hub-pass` written as `hub%2Dpass`.
+    works_through(&format!("nats://hub:hub%2Dpass@127.0.0.1:{port}"), "u").await;
+    works_through(&format!("nats://hub:hub-pass@127.0.0.1:{port}"), "v").await;
+
+    for (userinfo, secret) in [
+        ("hub:not-the-pass", "not-the-pass"),
+        ("nobody:hub-pass", "hub-pass"),
+        ("hub-pass", "hub-pass"),
+    ] {
+        let refused = refusal(&format!("nats://{userinfo}@127.0.0.1:{port}")).await;
+        assert_refused_credentials(&refused, port, secret);
+    }
+}
+
+#[tokio::test]
+async fn tls_trusts_the_ca_the_url_names_and_no_other() {
+    let certificates = Certificates::generate();
+    let config = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+        certificates.cert().display(),
+        certificates.key().display()
+    );
+    let Some(nats) = Nats::start_with(&config) else {
+        return;
+    };
+    let port = nats.port();
+    let ca = certificates.ca();
+    let ca = ca.display();
+
+    works_through(&format!("tls://127.0.0.1:{port}?ca={ca}"), "a").await;
+    works_through(
+        &format!("tls://localhost:{port}?stream=tidings&ca={ca}"),
+        "b",
+    )
+    .await;
+    // The server requires TLS, so a nats:// URL upgrades to it as well.
+    works_through(&format!("nats://127.0.0.1:{port}?ca={ca}"), "c").await;
+
+    // The system's CAs did not sign the server's certificate, nor did another CA.
+    let untrusted = refusal(&format!("tls://127.0.0.1:{port}")).await;
+    assert!(
+        untrusted.to_string().contains("invalid peer certificate"),
+        "{untrusted}"
+    );
+    let other = Certificates::generate();
+    let untrusted = refusal(&format!(
+        "tls://127.0.0.1:{port}?ca={}",
+        other.ca().display()
+    ))
+    .await;
+    assert!(
+        untrusted.to_string().contains("invalid peer certificate"),
+        "{untrusted}"
+    );
+
+    let missing = format!("{ca}.missing");
+    let refused = refusal(&format!("tls://127.0.0.1:{port}?ca={missing}")).await;
+    assert!(
+        matches!(&refused, HistoryError::Failed(why) if why.contains(&missing)),
+        "{refused}"
+    );
+}
+
+/// A JWT as nsc writes them: `header.claims.signature`, base64url without
+/// padding, signed with `signer`'s ed25519 nkey; `nats` holds the claims
+/// particular to the subject's kind.
+fn jwt(signer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let header = serde_json::json!({"typ": "JWT", "alg": "ed25519-nkey"});
+    let claims = serde_json::json!({
+        // Only unique: the server does not check it against the claims' hash.
+        "jti": format!("{name}-{subject}"),
+        "iat": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        "iss": signer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = signer.sign(signed.as_bytes()).expect("sign the JWT");
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// An operator, an account with JetStream and a user of it: the server's
+/// configuration (the operator's JWT and the account's, preloaded in a
+/// memory resolver), and the user's credentials file as nsc writes it.
+fn operator_setup() -> (String, String) {
+    let operator = nkeys::KeyPair::new_operator();
+    // JetStream does not start without a system account.
+    let system = nkeys::KeyPair::new_account();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "op",
+        serde_json::json!({"type": "operator", "version": 2, "system_account": system.public_key()}),
+    );
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({"type": "account", "version": 2}),
+    );
+    let unlimited = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+    });
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "hub",
+        serde_json::json!({"type": "account", "version": 2, "limits": unlimited}),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "node",
+        serde_json::json!({"type": "user", "version": 2, "subs": -1, "data": -1, "payload": -1}),
+    );
+    let config = format!(
+        "operator: \"{operator_jwt}\"\nsystem_account: {}\nresolver: MEMORY\n\
+         resolver_preload: {{\n  {}: \"{system_jwt}\"\n  {}: \"{account_jwt}\"\n}}",
+        system.public_key(),
+        system.public_key(),
+        account.public_key()
+    );
+    let creds = format!(
+        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().expect("the user's seed")
+    );
+    (config, creds)
+}
+
+#[tokio::test]
+async fn a_credentials_file_opens_the_log_and_another_users_is_refused() {
+    let (config, creds) = operator_setup();
+    let Some(nats) = Nats::start_with(&config) else {
+        return;
+    };
+    let port = nats.port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.creds");
+    std::fs::write(&path, &creds).unwrap();
+    works_through(
+        &format!("nats://127.0.0.1:{port}?creds={}", path.display()),
+        "c",
+    )
+    .await;
+
+    // A user of another operator's account: well formed, not trusted here.
+    let (_, stranger) = operator_setup();
+    let seed = stranger
+        .lines()
+        .find(|line| line.starts_with("SU"))
+        .unwrap()
+        .to_owned();
+    let other = dir.path().join("stranger.creds");
+    std::fs::write(&other, &stranger).unwrap();
+    let refused = refusal(&format!(
+        "nats://127.0.0.1:{port}?creds={}",
+        other.display()
+    ))
+    .await;
+    assert_refused_credentials(&refused, port, &seed);
+    // No credentials at all.
+    let refused = refusal(&format!("nats://127.0.0.1:{port}")).await;
+    assert_refused_credentials(&refused, port, &seed);
+
+    let missing = dir.path().join("missing.creds");
+    let refused = refusal(&format!(
+        "nats://127.0.0.1:{port}?creds={}",
+        missing.display()
+    ))
+    .await;
+    assert!(
+        matches!(&refused, HistoryError::Failed(why) if why.contains("missing.creds")),
+        "{refused}"
+    );
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tidings::event::{Event, Update};
 use tidings::history::{self, Appended, HistoryError, Retention, SharedLog};
-use tidings_testkit::Redis;
+use tidings_testkit::{Certificates, Redis};
 
 /// A server whose AOF is fsynced before every reply: what an acknowledged
 /// publication stands on.
@@ -791,5 +791,140 @@ async fn a_follower_keeps_every_position_it_read_across_a_sentinel_failover() {
         followed.len() as u64 >= last_acknowledged,
         "followed {} of {last_acknowledged}",
         followed.len()
+    );
+}
+
+/// Appends through one log and reads and follows it back through another
+/// opened with the same URL: what a node needs from its engine. The events'
+/// ids are `{tag}1` and `{tag}2`.
+async fn works_through(url: &str, tag: &str) {
+    let (one, two) = (open(url).await, open(url).await);
+    let after = one.last().await.unwrap();
+    let names = [format!("{tag}1"), format!("{tag}2")];
+    let appended = one.append(&events(&[&names[0], &names[1]])).await.unwrap();
+    assert_eq!(
+        appended,
+        vec![Appended::New(after + 1), Appended::New(after + 2)]
+    );
+    assert_eq!(ids(&two.read_after(after, 10).await.unwrap()), names);
+    let followed = two.follow(after, 10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(ids(&followed), names);
+}
+
+/// The error `url` is refused with at connect, as text.
+async fn refusal(url: &str) -> HistoryError {
+    match history::connect(url, Retention::default()).await {
+        Err(error) => error,
+        Ok(_) => panic!("{url} was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn a_password_alone_and_an_acl_user_both_open_the_log_and_wrong_ones_are_refused() {
+    let Some(redis) = redis() else { return };
+    // The ACL user first: once the default user has a password, redis-cli
+    // (which sends none) is refused.
+    redis.cli(&[
+        "ACL",
+        "SETUSER",
+        "hub",
+        "on",
+        ">hub-pass",
+        "~*",
+        "&*",
+        "+@all",
+    ]);
+    redis.cli(&["CONFIG", "SET", "requirepass", "default-pass"]);
+    let port = redis.port();
+    let url = |userinfo: &str| format!("redis://{userinfo}@127.0.0.1:{port}?stream=s");
+
+    works_through(&url(":default-pass"), "default").await;
+    works_through(&url("hub:hub-pass"), "hub").await;
+    let log = open(&url("hub:hub-pass")).await;
+    assert_eq!(log.last().await.unwrap(), 4, "both URLs name one log");
+    assert!(!log.describe().contains("hub-pass"), "{}", log.describe());
+
+    let wrong = [
+        (url(":not-the-pass"), "not-the-pass"),
+        (url("hub:not-the-pass"), "not-the-pass"),
+        (url("nobody:hub-pass"), "hub-pass"),
+        (url("hub:default-pass"), "default-pass"),
+    ];
+    for (url, secret) in wrong {
+        let refused = refusal(&url).await;
+        let why = refused.to_string();
+        // Failed, not Unavailable: a node does not wait for a password to
+        // become right.
+        assert!(matches!(refused, HistoryError::Failed(_)), "{why}");
+        assert!(!why.contains(secret), "{why}");
+        assert!(why.contains(&format!("127.0.0.1:{port}")), "{why}");
+        assert!(
+            why.contains("WRONGPASS") || why.to_lowercase().contains("password"),
+            "{why}"
+        );
+    }
+    let anonymous = refusal(&format!("redis://127.0.0.1:{port}")).await;
+    assert!(matches!(anonymous, HistoryError::Failed(_)), "{anonymous}");
+    assert!(anonymous.to_string().contains("NOAUTH"), "{anonymous}");
+}
+
+#[tokio::test]
+async fn rediss_trusts_the_ca_the_url_names_and_no_other() {
+    let certificates = Certificates::generate();
+    let Some(redis) = Redis::start_tls(&certificates) else {
+        return;
+    };
+    let port = redis.port();
+    let ca = certificates.ca();
+    let ca = ca.display();
+    assert_eq!(redis.url(), format!("rediss://127.0.0.1:{port}"));
+
+    // The certificate names both 127.0.0.1 and localhost.
+    works_through(&format!("rediss://127.0.0.1:{port}?ca={ca}&stream=s"), "ip").await;
+    works_through(
+        &format!("rediss://localhost:{port}/0?stream=s&ca={ca}"),
+        "name",
+    )
+    .await;
+
+    // Without `ca` the system's CAs are trusted, which did not sign the
+    // server's certificate; nor did another CA.
+    let untrusted = refusal(&format!("rediss://127.0.0.1:{port}")).await;
+    assert!(
+        untrusted.to_string().to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+    let other = Certificates::generate();
+    let untrusted = refusal(&format!(
+        "rediss://127.0.0.1:{port}?ca={}",
+        other.ca().display()
+    ))
+    .await;
+    assert!(
+        untrusted.to_string().to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+    // The server takes no plain connections.
+    refusal(&format!("redis://127.0.0.1:{port}")).await;
+
+    let refused = refusal(&format!("redis://127.0.0.1:{port}?ca={ca}")).await;
+    assert!(
+        matches!(&refused, HistoryError::Failed(why) if why.contains("`ca`") && why.contains("rediss://")),
+        "{refused}"
+    );
+    let missing = format!("{ca}.missing");
+    let refused = refusal(&format!("rediss://127.0.0.1:{port}?ca={missing}")).await;
+    assert!(
+        matches!(&refused, HistoryError::Failed(why) if why.contains(&missing)),
+        "{refused}"
+    );
+    let refused = refusal(&format!(
+        "rediss://127.0.0.1:{port}?ca={}",
+        certificates.key().display()
+    ))
+    .await;
+    assert!(
+        matches!(&refused, HistoryError::Failed(why) if why.contains("no PEM certificate")),
+        "{refused}"
     );
 }

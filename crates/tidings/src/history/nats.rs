@@ -32,6 +32,15 @@
 //! **Reading.** `read_after` reads through the stream leader (see there):
 //! a replica's direct answer may lag behind what was acknowledged.
 //!
+//! **Credentials and TLS** are the URL's: `nats://TOKEN@host:port` for a
+//! token, `nats://USER:PASSWORD@…` (percent-encoded), and `creds=PATH` for a
+//! credentials file (a user JWT and its nkey seed, for operator/account
+//! setups). `tls://` requires TLS; `nats://` uses it when the server asks.
+//! The servers' certificates are checked against the system's CAs, or only
+//! against those in the PEM file that `ca=PATH` names (a private CA). Wrong
+//! credentials are refused at connect as a failure, not as an engine still
+//! starting; no error or description holds the secret.
+//!
 //! **Following.** A node tails the log with an ordered pull consumer, an
 //! ephemeral single-replica consumer kept between `follow` calls while the
 //! caller asks for the continuation, and recreated when it does not or the
@@ -55,7 +64,7 @@ use async_nats::jetstream::stream::{
     self, DiscardPolicy, LastRawMessageErrorKind, RawMessageErrorKind, StorageType, Stream,
 };
 use async_nats::jetstream::{self, Context, ErrorCode};
-use async_nats::{Client, ConnectOptions, HeaderMap};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, HeaderMap};
 use futures_util::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
@@ -188,6 +197,24 @@ async fn connect_client(address: &Address) -> Result<Client, HistoryError> {
             ))
         })?;
     }
+    if let Some(path) = &address.ca {
+        // async-nats reads the file only once connected, and then says
+        // neither which file nor that it was the CA file.
+        let pem = std::fs::read(path).map_err(|err| {
+            HistoryError::Failed(format!(
+                "cannot read the NATS URL's `ca` file {}: {err}",
+                path.display()
+            ))
+        })?;
+        let begin = b"-----BEGIN CERTIFICATE-----";
+        if !pem.windows(begin.len()).any(|w| w == begin) {
+            return Err(HistoryError::Failed(format!(
+                "the NATS URL's `ca` file {} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        options = options.add_root_certificates(path.clone());
+    }
     options = match &address.auth {
         Auth::None => options,
         Auth::Token(token) => options.token(token.clone()),
@@ -199,7 +226,14 @@ async fn connect_client(address: &Address) -> Result<Client, HistoryError> {
         .connect(address.servers.clone())
         .await
         .map_err(|err| {
-            HistoryError::Unavailable(format!("cannot connect to {}: {err}", address.public))
+            let why = format!("cannot connect to {}: {err}", address.public);
+            match err.kind() {
+                // Waiting will not make the credentials right.
+                ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                    HistoryError::Failed(why)
+                }
+                _ => HistoryError::Unavailable(why),
+            }
         })
 }
 

@@ -57,6 +57,16 @@
 //! as strong as `WAIT`: with more replicas than N, Sentinel may promote one
 //! that was not among the N.
 //!
+//! **Credentials and TLS** are the URL's, as Redis clients take them:
+//! `redis://:PASSWORD@host:port` for `requirepass`, `redis://USER:PASSWORD@…`
+//! for an ACL user (percent-encoded), and `rediss://` for TLS, which checks
+//! the server's certificate against the system's CAs, or only against those
+//! in the PEM file that `ca=PATH` names (a private CA; with
+//! `rediss+sentinel://` the Sentinels' certificates too). The certificate
+//! must name the host as the URL writes it. A wrong or missing password is
+//! refused at connect (`WRONGPASS`, `NOAUTH`), as is a certificate the CAs
+//! did not sign; no error or description holds the password.
+//!
 //! Three connections, each reopened on the next call after it fails (through
 //! the Sentinels, when the URL names them, so a failover is followed): one
 //! for writes, whose `WAIT` holds back what is queued behind it; one for
@@ -70,9 +80,10 @@ use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError, RedisResult, Script,
-    ServerErrorKind, TlsMode,
+    ServerErrorKind, TlsCertificates, TlsMode,
 };
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -109,7 +120,15 @@ pub async fn connect(url: &str, retention: Retention) -> Result<Arc<dyn SharedLo
         seen: AtomicU64::new(0),
         stored: parking_lot::Mutex::new(None),
     };
-    // Tells at once whether the server answers, and learns the log's size.
+    // Tells at once whether the server answers, and with a password missing
+    // says NOAUTH: unauthenticated, the script's long command would be
+    // answered only "Protocol error: unauthenticated multibulk length".
+    log.reads
+        .run(&log.describe, Duration::ZERO, |mut conn| async move {
+            redis::cmd("PING").query_async::<()>(&mut conn).await
+        })
+        .await?;
+    // Learns the log's size.
     log.trim().await?;
     Ok(Arc::new(log))
 }
@@ -740,6 +759,9 @@ struct Target {
 struct Options {
     stream: String,
     replicas: Option<Replicas>,
+    /// A PEM file of the certificates that sign the servers', trusted
+    /// instead of the system's.
+    ca: Option<PathBuf>,
 }
 
 impl Target {
@@ -747,10 +769,12 @@ impl Target {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let options = Options::parse(query)?;
         let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+        let tls = matches!(scheme, "rediss" | "rediss+sentinel");
+        let certificates = options.certificates(tls)?;
         match scheme {
-            "redis" | "rediss" => Target::direct(base, options),
+            "redis" | "rediss" => Target::direct(base, certificates, options),
             "redis+sentinel" | "rediss+sentinel" => {
-                Target::sentinel(scheme, scheme == "rediss+sentinel", rest, options)
+                Target::sentinel(scheme, tls, rest, certificates, options)
             }
             _ => Err(HistoryError::Failed(format!(
                 "`{scheme}` is not a Redis URL scheme"
@@ -758,7 +782,11 @@ impl Target {
         }
     }
 
-    fn direct(base: &str, options: Options) -> Result<Target, HistoryError> {
+    fn direct(
+        base: &str,
+        certificates: Option<TlsCertificates>,
+        options: Options,
+    ) -> Result<Target, HistoryError> {
         let invalid = || HistoryError::Failed("the Redis URL does not parse".into());
         let url = url::Url::parse(base).map_err(|_| invalid())?;
         let address = format!(
@@ -768,7 +796,11 @@ impl Target {
             url.port().unwrap_or(6379),
             url.path()
         );
-        let client = Client::open(base).map_err(|_| invalid())?;
+        let client = match certificates {
+            Some(certificates) => Client::build_with_tls(base, certificates),
+            None => Client::open(base),
+        }
+        .map_err(|_| invalid())?;
         Ok(Target {
             connector: Connector::Direct(client),
             address,
@@ -782,6 +814,7 @@ impl Target {
         scheme: &str,
         tls: bool,
         rest: &str,
+        certificates: Option<TlsCertificates>,
         options: Options,
     ) -> Result<Target, HistoryError> {
         let invalid = |why: &str| {
@@ -832,6 +865,12 @@ impl Target {
         if tls {
             builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);
         }
+        if let Some(certificates) = certificates {
+            // The Sentinels speak TLS too, with certificates from the same CA.
+            builder = builder
+                .set_client_to_sentinel_certificates(certificates.clone())
+                .set_client_to_redis_certificates(certificates);
+        }
         let client = builder
             .build()
             .map_err(|e| HistoryError::Failed(format!("the Sentinel URL: {e}")))?;
@@ -880,6 +919,7 @@ impl Options {
     fn parse(query: &str) -> Result<Options, HistoryError> {
         let mut stream = DEFAULT_STREAM.to_string();
         let (mut count, mut timeout) = (0, DEFAULT_REPLICA_TIMEOUT);
+        let mut ca = None;
         let mut unknown = Vec::new();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             let number = || {
@@ -893,12 +933,13 @@ impl Options {
                 "stream" => stream = value.to_string(),
                 "replicas" => count = u32::try_from(number()?).unwrap_or(u32::MAX),
                 "replica_timeout" => timeout = Duration::from_millis(number()?),
+                "ca" => ca = Some(PathBuf::from(&*value)),
                 _ => unknown.push(format!("`{name}`")),
             }
         }
         if !unknown.is_empty() {
             return Err(HistoryError::Failed(format!(
-                "the Redis URL has unknown query parameters {}: tidings takes stream, replicas and replica_timeout",
+                "the Redis URL has unknown query parameters {}: tidings takes stream, replicas, replica_timeout and ca",
                 unknown.join(", ")
             )));
         }
@@ -911,6 +952,39 @@ impl Options {
         Ok(Options {
             stream,
             replicas: (count > 0).then_some(Replicas { count, timeout }),
+            ca,
         })
+    }
+
+    /// The `ca` file's certificates, to trust instead of the system's; only
+    /// with TLS (`rediss://`), where there is a certificate to check.
+    fn certificates(&self, tls: bool) -> Result<Option<TlsCertificates>, HistoryError> {
+        let Some(path) = &self.ca else {
+            return Ok(None);
+        };
+        if !tls {
+            return Err(HistoryError::Failed(
+                "the Redis URL's `ca` needs TLS: use rediss:// or rediss+sentinel://".into(),
+            ));
+        }
+        let pem = std::fs::read(path).map_err(|error| {
+            HistoryError::Failed(format!(
+                "cannot read the Redis URL's `ca` file {}: {error}",
+                path.display()
+            ))
+        })?;
+        if !pem
+            .windows(b"-----BEGIN CERTIFICATE-----".len())
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            return Err(HistoryError::Failed(format!(
+                "the Redis URL's `ca` file {} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        Ok(Some(TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        }))
     }
 }

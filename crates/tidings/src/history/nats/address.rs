@@ -15,6 +15,9 @@ pub struct Address {
     pub tls: bool,
     pub stream: String,
     pub creds: Option<PathBuf>,
+    /// A PEM file of the CAs to trust for the servers' certificates,
+    /// instead of the system's.
+    pub ca: Option<PathBuf>,
     pub replicas: usize,
     pub memory: bool,
     /// Scheme and servers without credentials, for logs.
@@ -62,6 +65,7 @@ impl Address {
             tls,
             stream: DEFAULT_STREAM.into(),
             creds: None,
+            ca: None,
             replicas: 1,
             memory: false,
             public: format!("{scheme}://{}", hosts.join(",")),
@@ -76,6 +80,7 @@ impl Address {
             match &*key {
                 "stream" => self.stream = stream_name(&value)?,
                 "creds" => self.creds = Some(PathBuf::from(&*value)),
+                "ca" => self.ca = Some(PathBuf::from(&*value)),
                 "replicas" => {
                     self.replicas = value
                         .parse()
@@ -95,7 +100,7 @@ impl Address {
         }
         if !unknown.is_empty() {
             return Err(invalid(&format!(
-                "unknown query parameters {} (known: stream, creds, replicas, storage)",
+                "unknown query parameters {} (known: stream, creds, ca, replicas, storage)",
                 unknown.join(", ")
             )));
         }
@@ -166,6 +171,9 @@ mod tests {
         assert!(address.tls);
         assert!(matches!(&address.auth, Auth::Token(t) if t == "tok"));
         assert_eq!(address.stream, "tidings");
+        assert_eq!(address.ca, None);
+        let address = Address::parse("tls://a:4222?ca=/etc/ca%20files/ca.pem").unwrap();
+        assert_eq!(address.ca, Some(PathBuf::from("/etc/ca files/ca.pem")));
     }
 
     #[test]
