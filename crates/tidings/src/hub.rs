@@ -342,6 +342,12 @@ impl Hub {
             .map(Into::into)
     }
 
+    /// Whether a subscription opens without waiting: true unless a cursor
+    /// may have to be looked up in a shared log.
+    pub fn opens_at_once(&self) -> bool {
+        matches!(self.shared.core.log, Log::Local(_))
+    }
+
     /// Whether the hub's log answers (a shared log can be out of reach).
     pub fn is_ready(&self) -> bool {
         self.shared.core.engine_reachable.load(Ordering::Relaxed)

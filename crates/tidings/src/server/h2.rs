@@ -12,9 +12,10 @@ use crate::stream::{concat, EventStream};
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use h2::server::{Connection, SendResponse};
 use h2::{Reason, RecvStream, SendStream};
-use http::{header, HeaderMap, Method, Request, Response};
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::Full;
 use hyper::service::Service;
@@ -137,6 +138,21 @@ fn exchange(
     service: &TowerToHyperService<axum::Router>,
 ) -> Option<Exchange> {
     if is_event_stream(&request, http) {
+        if http.hub.opens_at_once() {
+            // Nothing to wait for: opened here, with no future allocated
+            // per stream (an allocation freed once open still costs an idle
+            // stream memory, in the holes it leaves).
+            let query = request.uri().query().unwrap_or("").as_bytes();
+            let opening = subscribe::open(http, query, None, request.headers());
+            let opened = opening.now_or_never().unwrap_or_else(|| {
+                let why = "the subscription could not be opened at once; try again";
+                Err(Box::new(Reply::problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    why,
+                )))
+            });
+            return events_or_refusal(respond, opened);
+        }
         let http = http.clone();
         return Some(Exchange::Opening(Box::pin(async move {
             let query = request.uri().query().unwrap_or("").as_bytes();
