@@ -431,15 +431,10 @@ impl Engine {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let info = self
-            .stream
-            .get_info()
-            .await
-            .map_err(|err| unavailable("reading the stream's state", err))?;
-        self.stats.store(&info.state);
-        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        let state = self.state().await?;
+        let (first, last) = (state.first_sequence, state.last_sequence);
         let start = after.saturating_add(1).max(first);
-        if info.state.messages == 0 || start > last {
+        if state.messages == 0 || start > last {
             return Ok(Vec::new());
         }
         let count = (last - start + 1).min(limit as u64);
@@ -626,13 +621,19 @@ impl Engine {
     }
 
     async fn last(&self) -> Result<u64, HistoryError> {
+        Ok(self.state().await?.last_sequence)
+    }
+
+    /// The stream's state as its leader has it now; the figures are kept
+    /// for `stats`.
+    async fn state(&self) -> Result<stream::State, HistoryError> {
         let info = self
             .stream
             .get_info()
             .await
             .map_err(|err| unavailable("reading the stream's state", err))?;
         self.stats.store(&info.state);
-        Ok(info.state.last_sequence)
+        Ok(info.state)
     }
 
     /// Refreshes the figures `stats` gives in the background, at most once a
