@@ -174,6 +174,40 @@ async fn a_node_behind_the_retention_sends_its_subscribers_back_to_the_log(engin
     assert_eq!(retained, numbers(16..21));
 }
 
+/// An engine that loses its data starts the order over: every node notices
+/// the log's newest position going back, closes its streams so that clients
+/// resume, and delivers the new log's events; a cursor from the old log
+/// answers `earliest`. (Redis: its stream is created again by the next
+/// append. A JetStream stream deleted under running nodes is created again
+/// only when a node starts.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_starts_over_sends_subscribers_back() {
+    let Some(engine) = Engine::start(Kind::Redis) else {
+        return;
+    };
+    let mut cluster = Cluster::start(engine, 2, &[]);
+    let mut reader = Reader::open(&cluster[0], "match=t").await;
+    cluster[1].publish_as("t", "0", None).await;
+    cluster[1].publish_as("t", "1", None).await;
+    assert!(reader.read_to(2, PATIENCE).await);
+    let cursor = reader.cursor();
+
+    cluster.engine.flush();
+    let ended = !reader.read_to(3, PATIENCE).await;
+    assert!(
+        ended,
+        "the stream of a node whose log started over is closed"
+    );
+    cluster[1].publish_as("t", "new", None).await;
+    let mut resumed = cluster[0].open("match=t", None, Some(&cursor)).await;
+    assert_eq!(
+        resumed.header("mercure-last-event-id").as_deref(),
+        Some("earliest")
+    );
+    let first = resumed.take(1).await.remove(0);
+    assert_eq!(first.data, "new");
+}
+
 /// What a publisher got through.
 struct Load {
     /// The numbers acknowledged, in order.

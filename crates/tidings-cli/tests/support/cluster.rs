@@ -123,6 +123,17 @@ impl Engine {
         })
     }
 
+    /// Empties a Redis server, as a restart without its data would: the log
+    /// starts over.
+    pub fn flush(&mut self) {
+        match self {
+            Engine::Redis(redis) => {
+                tokio::task::block_in_place(|| redis.cli(&["FLUSHALL"]));
+            }
+            _ => panic!("only a single Redis server is flushed"),
+        }
+    }
+
     /// Kills the server that leads the log now (the Redis primary, the NATS
     /// server leading the stream); the others carry on without it.
     pub fn kill_leader(&mut self) {
