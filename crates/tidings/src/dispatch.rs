@@ -14,7 +14,9 @@ const WRITE_THROUGH_FANOUT: usize = 64;
 
 /// Dispatches `events`, which follow the last dispatched one in the log.
 pub(crate) fn dispatch(core: &Core, events: &[SharedEvent]) {
-    let Some(last) = events.last() else { return };
+    if events.is_empty() {
+        return;
+    }
     let bounds = core.config.queue;
     let mut slow = Vec::new();
     let mut delivered = 0;
@@ -48,7 +50,6 @@ pub(crate) fn dispatch(core: &Core, events: &[SharedEvent]) {
             }
         }
     }
-    core.dispatched.send_replace(last.seq);
     core.metrics.delivered.inc_by(delivered);
     for subscriber in slow {
         core.metrics.slow_disconnects.inc();

@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How often history retention runs; a run still going is not doubled.
@@ -43,8 +43,6 @@ pub(crate) struct Core {
     pub config: HubConfig,
     pub log: Log,
     pub index: Mutex<Index>,
-    /// The position of the last event dispatched, for those who wait on it.
-    pub dispatched: watch::Sender<u64>,
     /// Whether the shared log answered last time; always true for a local one.
     pub engine_reachable: AtomicBool,
     pub metrics: Metrics,
@@ -120,11 +118,9 @@ impl Hub {
             }
             false => (None, None),
         };
-        let dispatched = watch::Sender::new(last.as_ref().map_or(0, |(seq, _)| *seq));
         let core = Arc::new(Core {
             index: Mutex::new(Index::new(config.url.clone(), last)),
             log,
-            dispatched,
             engine_reachable: AtomicBool::new(true),
             metrics: Metrics::new(),
             config,
@@ -348,8 +344,9 @@ impl Hub {
         matches!(self.shared.core.log, Log::Local(_))
     }
 
-    /// Whether the hub's log answers (a shared log can be out of reach).
-    pub fn is_ready(&self) -> bool {
+    /// Whether the hub's log answers: a shared log can be out of reach, a
+    /// local one never is.
+    pub fn log_reachable(&self) -> bool {
         self.shared.core.engine_reachable.load(Ordering::Relaxed)
     }
 
@@ -389,13 +386,13 @@ impl Core {
         }
     }
 
-    /// Resolves once the event at `seq` has been dispatched here.
+    /// Resolves once the event at `seq` has been dispatched here. Polled,
+    /// as [`Hub::closed`] is: only shutdown waits, and dispatch stays free
+    /// of notifying anyone.
     pub(crate) async fn dispatched_through(&self, seq: u64) {
-        let _ = self
-            .dispatched
-            .subscribe()
-            .wait_for(|last| *last >= seq)
-            .await;
+        while self.index.lock().last_dispatched() < seq {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -71,18 +71,6 @@ impl From<Arc<dyn SharedLog>> for Log {
 }
 
 impl Log {
-    /// Up to `limit` events after `after`, in order.
-    pub async fn read_after(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<SharedEvent>, HistoryError> {
-        match self {
-            Log::Local(history) => history.read_after(after, limit),
-            Log::Shared(log) => log.read_after(after, limit).await,
-        }
-    }
-
     /// The position of the retained event with this id.
     pub async fn locate(&self, id: &str) -> Result<Option<u64>, HistoryError> {
         match self {

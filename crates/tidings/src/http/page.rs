@@ -45,7 +45,7 @@ pub async fn metadata(State(http): State<Arc<HubHttp>>) -> Response {
 pub async fn ready(State(http): State<Arc<HubHttp>>) -> (StatusCode, &'static str) {
     if http.hub.shutdown_token().is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-    } else if !http.hub.is_ready() {
+    } else if !http.hub.log_reachable() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "the shared log is unreachable",
