@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 use support::cluster::{
-    data, encode, eventually, ids, Cluster, Engine, Kind, Reader, Target, PATIENCE,
+    data, encode, eventually, ids, Cluster, Engine, Kind, Node, Reader, Target, PATIENCE,
 };
 use tidings::auth::{Generation, Role};
 use tokio::time::Instant;
@@ -206,6 +206,31 @@ async fn a_log_that_starts_over_sends_subscribers_back() {
     );
     let first = resumed.take(1).await.remove(0);
     assert_eq!(first.data, "new");
+}
+
+/// A node started while its engine is down waits for it instead of
+/// exiting, and serves once the engine is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_its_engine_waits_for_it() {
+    let Some(mut engine) = Engine::start(Kind::Redis) else {
+        return;
+    };
+    engine.kill();
+    let history = engine.history();
+    let starting = std::thread::spawn(move || Node::start(&history, &[]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !starting.is_finished(),
+        "the node did not wait for its engine"
+    );
+    engine.restart();
+    let node = tokio::task::spawn_blocking(move || starting.join().expect("the node starts"))
+        .await
+        .unwrap();
+    let mut reader = Reader::open(&node, "match=t").await;
+    node.publish_as("t", "up", None).await;
+    assert!(reader.read_to(1, PATIENCE).await);
+    assert_eq!(data(&reader.events), ["up"]);
 }
 
 /// What a publisher got through.
