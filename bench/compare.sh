@@ -20,11 +20,22 @@ cd "$ROOT"
 . "$ROOT/bench/nchan.sh"
 
 SMOKE=0
+PORT=18080
+ALSO=()
 INSTALL=auto
 SERVERS="tidings,naive-axum,node,nchan,pushpin"
-SCENARIOS="idle,fanout,topics,patterns,replay,h2"
+SCENARIOS="idle,fanout,highrate,light-wide,light-fast,topics,patterns,replay,h2"
 SUBS=10000           # idle, fanout and h2 subscribers
 FANOUT_RATE=20       # events/s in fanout and h2 (10,000 x 20 = 200,000 deliveries/s offered)
+# highrate: a log stream or live metrics, many events/s to a moderate audience.
+HIGH_SUBS=1000
+HIGH_RATE=1000
+HIGH_PUBLISHERS=16   # enough connections that the publishing side is not the limit
+# The lighter fan-outs, where latency is the figure: a wide one and a fast one.
+LIGHT_WIDE_SUBS=10000
+LIGHT_WIDE_RATE=5
+LIGHT_FAST_SUBS=1000
+LIGHT_FAST_RATE=100
 TOPIC_SUBS=10000     # topics: one subscriber per topic
 TOPIC_RATE=5000      # events/s spread over the topics
 PATTERN_SUBS=2000    # patterns: half URL patterns, half URI templates
@@ -54,6 +65,12 @@ Options (defaults in brackets):
   --scenarios LIST        [$SCENARIOS]
   --subs N                idle/fanout/h2 subscribers [$SUBS]
   --fanout-rate R         [$FANOUT_RATE]
+  --high-subs N           highrate subscribers [$HIGH_SUBS]
+  --high-rate R           [$HIGH_RATE]
+  --light-wide-subs N     [$LIGHT_WIDE_SUBS]
+  --light-wide-rate R     [$LIGHT_WIDE_RATE]
+  --light-fast-subs N     [$LIGHT_FAST_SUBS]
+  --light-fast-rate R     [$LIGHT_FAST_RATE]
   --topic-subs N          [$TOPIC_SUBS]
   --topic-rate R          [$TOPIC_RATE]
   --pattern-subs N        [$PATTERN_SUBS]
@@ -62,6 +79,9 @@ Options (defaults in brackets):
   --behind N              [$BEHIND]
   --h2-connections K      [$H2_CONNECTIONS]
   --duration S            [$DURATION]
+  --port P               where servers listen (P and P + 1) [$PORT]
+  --also NAME=PATH        also run another tidings binary as server NAME (before/after
+                          comparisons in one run); repeatable
 EOF
 }
 
@@ -74,6 +94,12 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift ;;
     --subs) SUBS=$2; shift ;;
     --fanout-rate) FANOUT_RATE=$2; shift ;;
+    --high-subs) HIGH_SUBS=$2; shift ;;
+    --high-rate) HIGH_RATE=$2; shift ;;
+    --light-wide-subs) LIGHT_WIDE_SUBS=$2; shift ;;
+    --light-wide-rate) LIGHT_WIDE_RATE=$2; shift ;;
+    --light-fast-subs) LIGHT_FAST_SUBS=$2; shift ;;
+    --light-fast-rate) LIGHT_FAST_RATE=$2; shift ;;
     --topic-subs) TOPIC_SUBS=$2; shift ;;
     --topic-rate) TOPIC_RATE=$2; shift ;;
     --pattern-subs) PATTERN_SUBS=$2; shift ;;
@@ -82,6 +108,8 @@ while [ $# -gt 0 ]; do
     --behind) BEHIND=$2; shift ;;
     --h2-connections) H2_CONNECTIONS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
+    --port) PORT=$2; shift ;;
+    --also) ALSO+=("$2"); SERVERS="$SERVERS,${2%%=*}"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -90,6 +118,9 @@ done
 
 if [ "$SMOKE" = 1 ]; then
   SUBS=200; FANOUT_RATE=20
+  HIGH_SUBS=50; HIGH_RATE=200
+  LIGHT_WIDE_SUBS=200; LIGHT_WIDE_RATE=5
+  LIGHT_FAST_SUBS=50; LIGHT_FAST_RATE=50
   TOPIC_SUBS=200; TOPIC_RATE=200
   PATTERN_SUBS=200; PATTERN_RATE=200
   REPLAY_SUBS=50; BEHIND=1000
@@ -190,10 +221,10 @@ fi
 # Each start_<server> starts the server for one scenario, sets SERVER_PIDS
 # and the variables the load generator needs, and fails if it cannot run.
 
-PORT=18080
+# Servers listen on PORT (and PORT + 1); see --port.
 
 start_tidings() {
-  local tidings="$WORK/bin/tidings" history=()
+  local tidings=${1:-"$WORK/bin/tidings"} history=()
   # In-memory history is the default; name it where the flag exists.
   "$tidings" serve --help 2>/dev/null | grep -q -- '--history' && history=(--history memory)
   "$tidings" serve --listen "127.0.0.1:$PORT" --jwt-key "$JWT_KEY" "${history[@]}" \
@@ -302,7 +333,17 @@ start_pushpin() {
   return 1
 }
 
+# The binary of an extra tidings given with --also, if $1 is one.
+also_bin() {
+  local entry
+  for entry in "${ALSO[@]}"; do
+    [ "${entry%%=*}" = "$1" ] && { echo "${entry#*=}"; return 0; }
+  done
+  return 1
+}
+
 available() { # server -> 0 if it can run here, installing it if allowed
+  also_bin "$1" >/dev/null && return 0
   case "$1" in
     tidings) [ "$TIDINGS_OK" = 1 ] ;;
     naive-axum) [ -x "$NAIVE" ] ;;
@@ -320,6 +361,7 @@ available() { # server -> 0 if it can run here, installing it if allowed
 }
 
 supports() { # server scenario -> 0 if the server has the feature
+  also_bin "$1" >/dev/null && return 0
   case "$2" in
     patterns|replay) [ "$1" = tidings ] ;;
     h2) [ "$1" = tidings ] || [ "$1" = naive-axum ] || [ "$1" = nchan ] ;;
@@ -329,20 +371,47 @@ supports() { # server scenario -> 0 if the server has the feature
 
 # ---- running ------------------------------------------------------------------
 
+# System calls per delivery, where perf may trace them (root, linux-perf).
+SYSCALLS=()
+if perf stat -e syscalls:sys_enter_writev true >/dev/null 2>&1; then
+  SYSCALLS=(--count-syscalls)
+else
+  loud "perf cannot count system calls here: the write and futex counts are left out"
+fi
+
 FAILED=0
 PEER_FAILED=0
 run_one() { # server scenario
-  local server=$1 scenario=$2 args
+  local server=$1 scenario=$2 args kind=$2 start
   args=(--rate 0 --duration 0)
   case "$scenario" in
     idle) args=(--subs "$SUBS" --rate 0 --duration 0) ;;
     fanout) args=(--subs "$SUBS" --rate "$FANOUT_RATE" --duration "$DURATION") ;;
+    highrate) kind=fanout
+      args=(--subs "$HIGH_SUBS" --rate "$HIGH_RATE" --duration "$DURATION" --publishers "$HIGH_PUBLISHERS") ;;
+    light-wide) kind=fanout
+      args=(--subs "$LIGHT_WIDE_SUBS" --rate "$LIGHT_WIDE_RATE" --duration "$DURATION") ;;
+    light-fast) kind=fanout
+      args=(--subs "$LIGHT_FAST_SUBS" --rate "$LIGHT_FAST_RATE" --duration "$DURATION") ;;
     h2) args=(--subs "$SUBS" --rate "$FANOUT_RATE" --duration "$DURATION" --connections "$H2_CONNECTIONS") ;;
     topics) args=(--subs "$TOPIC_SUBS" --rate "$TOPIC_RATE" --duration "$DURATION") ;;
     patterns) args=(--subs "$PATTERN_SUBS" --rate "$PATTERN_RATE" --duration "$DURATION") ;;
     replay) args=(--subs "$REPLAY_SUBS" --behind "$BEHIND" --rate 0) ;;
   esac
-  if ! "start_${server//-/_}"; then
+  # Another process on the port would take the load generator's connections.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    loud "port $PORT is already taken by another process: $server / $scenario not run (see --port)"
+    record "$server" "$scenario" FAILED "port $PORT taken by another process"
+    FAILED=1
+    return
+  fi
+  local also
+  if also=$(also_bin "$server"); then
+    start=(start_tidings "$also")
+  else
+    start=("start_${server//-/_}")
+  fi
+  if ! "${start[@]}"; then
     loud "$server did not start; see its log below"
     tail -n 20 "$WORK"/*.log "$WORK"/*/*.log 2>/dev/null >&2 || true
     stop_server
@@ -353,7 +422,7 @@ run_one() { # server scenario
   local url=$SUB_URL
   [ "$scenario" = h2 ] && url=$H2_URL
   log "$server / $scenario"
-  if ! "$BENCH" run --server "$server" --scenario "$scenario" \
+  if ! "$BENCH" run --server "$server" --scenario "$kind" --label "$scenario" "${SYSCALLS[@]}" \
       --subscribe-url "$url" ${PATTERN_URL:+--pattern-url "$PATTERN_URL"} \
       --publish "$PUB_METHOD" --publish-url "$PUB_URL" --jwt-key "$JWT_KEY" \
       --pids "$PIDS" --with-children \
@@ -361,7 +430,7 @@ run_one() { # server scenario
       --settle "$SETTLE" --drain "$DRAIN" "${args[@]}" >> "$RESULTS"; then
     # A peer losing events or refusing subscriptions is a finding about the
     # peer, shown as FAILED in the table; only tidings failing fails the run.
-    if [ "$server" = tidings ]; then FAILED=1; else PEER_FAILED=1; fi
+    if [ "$server" = tidings ] || also_bin "$server" >/dev/null; then FAILED=1; else PEER_FAILED=1; fi
   fi
   stop_server
   PATTERN_URL=
@@ -391,7 +460,7 @@ COMMAND=bench/compare.sh
 [ "$SMOKE" = 1 ] && COMMAND="$COMMAND --smoke"
 NOTES=(
   --note "Machine: $(nproc) cores, ${MODEL:-unknown CPU}, $MEM of memory; open-file limit $NOFILE per process."
-  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $COMMAND: idle, fanout and h2 with $SUBS subscribers (h2 over $H2_CONNECTIONS connections), fanout and h2 at $FANOUT_RATE events/s, topics $TOPIC_SUBS subscribers at $TOPIC_RATE events/s, patterns $PATTERN_SUBS subscribers at $PATTERN_RATE events/s, $DURATION s of publishing; replay $REPLAY_SUBS clients each $BEHIND events behind."
+  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $COMMAND: idle, fanout and h2 with $SUBS subscribers (h2 over $H2_CONNECTIONS connections), fanout and h2 at $FANOUT_RATE events/s, highrate $HIGH_SUBS subscribers at $HIGH_RATE events/s over $HIGH_PUBLISHERS publishing connections, light-wide $LIGHT_WIDE_SUBS subscribers at $LIGHT_WIDE_RATE events/s, light-fast $LIGHT_FAST_SUBS subscribers at $LIGHT_FAST_RATE events/s, topics $TOPIC_SUBS subscribers at $TOPIC_RATE events/s, patterns $PATTERN_SUBS subscribers at $PATTERN_RATE events/s, $DURATION s of publishing; replay $REPLAY_SUBS clients each $BEHIND events behind."
 )
 if [ "$SMOKE" = 1 ]; then
   OUT="$RESULTS_DIR/benchmarks-smoke.md"

@@ -57,6 +57,16 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub scenario: Scenario,
 
+    /// Name of the run in the results, when one scenario is run at several
+    /// sizes (default: the scenario's name).
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Count the server's socket writes and futex calls while publishing,
+    /// with `perf stat` (left out when perf cannot trace).
+    #[arg(long)]
+    pub count_syscalls: bool,
+
     /// Subscription URL with `{topic}` where the topic goes, e.g.
     /// http://127.0.0.1:8080/.well-known/mercure?topic={topic}
     #[arg(long)]

@@ -16,6 +16,7 @@ mod report;
 mod scenario;
 mod source;
 mod sse;
+mod syscalls;
 mod table;
 mod tally;
 mod target;
@@ -41,18 +42,20 @@ fn main() -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             let server = args.server.clone();
-            let scenario = args
-                .scenario
-                .to_possible_value()
-                .map_or_else(String::new, |v| v.get_name().to_string());
+            let scenario = args.label.clone().unwrap_or_else(|| {
+                args.scenario
+                    .to_possible_value()
+                    .map_or_else(String::new, |v| v.get_name().to_string())
+            });
             let ctx = scenario::Context::new(*args)?;
             // An error (say, the server refusing connections) is still a
             // result: the comparison table must show it as a failure.
-            let report = runtime.block_on(scenario::run(&ctx)).unwrap_or_else(|e| {
+            let mut report = runtime.block_on(scenario::run(&ctx)).unwrap_or_else(|e| {
                 let mut report = Report::new(&server, &scenario);
                 report.fail(format!("{e:#}"));
                 report
             });
+            report.scenario = scenario;
             eprint!("{report}");
             println!("{}", report.json_line());
             Ok(match report.status {

@@ -24,6 +24,8 @@ pub struct Sample {
     pub rss: u64,
     /// User plus system CPU time, summed.
     pub cpu: Duration,
+    /// The user-space part of `cpu`.
+    pub user: Duration,
 }
 
 impl ProcSet {
@@ -46,13 +48,14 @@ impl ProcSet {
         for pid in self.pids() {
             if let (Ok(rss), Ok(cpu)) = (rss_of(pid), cpu_of(pid)) {
                 total.rss += rss;
-                total.cpu += cpu;
+                total.cpu += cpu.user + cpu.system;
+                total.user += cpu.user;
             }
         }
         total
     }
 
-    fn pids(&self) -> Vec<u32> {
+    pub fn pids(&self) -> Vec<u32> {
         let mut pids = self.roots.clone();
         if self.with_children {
             let parents = parent_map();
@@ -80,7 +83,14 @@ pub fn self_rss() -> u64 {
 
 /// CPU time used by this process so far.
 pub fn self_cpu() -> Duration {
-    cpu_of_path("/proc/self/stat").unwrap_or_default()
+    cpu_of_path("/proc/self/stat").map_or(Duration::ZERO, |cpu| cpu.user + cpu.system)
+}
+
+/// CPU time of one process, split as the kernel accounts it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    user: Duration,
+    system: Duration,
 }
 
 fn rss_of(pid: u32) -> io::Result<u64> {
@@ -103,24 +113,25 @@ fn rss_of_path(path: &str) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS"))
 }
 
-fn cpu_of(pid: u32) -> io::Result<Duration> {
+fn cpu_of(pid: u32) -> io::Result<Cpu> {
     cpu_of_path(&format!("/proc/{pid}/stat"))
 }
 
-fn cpu_of_path(path: &str) -> io::Result<Duration> {
+fn cpu_of_path(path: &str) -> io::Result<Cpu> {
     let stat = fs::read_to_string(path)?;
     let fields = fields_after_comm(&stat)?;
     // utime and stime are fields 14 and 15 of stat(5); `fields` starts at 3.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .map(|&i| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum();
-    Ok(Duration::from_nanos(ticks * 1_000_000_000 / clock_ticks()))
+    let time = |i: usize| {
+        let ticks = fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+        Duration::from_nanos(ticks * 1_000_000_000 / clock_ticks())
+    };
+    Ok(Cpu {
+        user: time(11),
+        system: time(12),
+    })
 }
 
 /// The fields after `comm`, which may itself hold spaces and parentheses.

@@ -62,6 +62,15 @@ pub struct Report {
     pub latency_max_us: Option<u64>,
     #[serde(default)]
     pub server_cpu_ns_per_event: Option<f64>,
+    /// The user-space part of `server_cpu_ns_per_event`.
+    #[serde(default)]
+    pub server_user_ns_per_event: Option<f64>,
+    /// Socket writes (write, writev, sendto, sendmsg) per delivered event.
+    #[serde(default)]
+    pub server_writes_per_event: Option<f64>,
+    /// futex calls (threads waking each other) per delivered event.
+    #[serde(default)]
+    pub server_futexes_per_event: Option<f64>,
     #[serde(default)]
     pub bench_cpu_ns_per_event: Option<f64>,
     #[serde(default)]
@@ -92,6 +101,9 @@ impl Report {
             latency_p99_us: None,
             latency_max_us: None,
             server_cpu_ns_per_event: None,
+            server_user_ns_per_event: None,
+            server_writes_per_event: None,
+            server_futexes_per_event: None,
             bench_cpu_ns_per_event: None,
             bench_cpu_s: None,
         }
@@ -125,7 +137,7 @@ impl fmt::Display for Report {
             "   subscribers {} over {} connections",
             self.subscribers, self.connections
         )?;
-        let lines: [(&str, Option<String>); 12] = [
+        let lines: [(&str, Option<String>); 15] = [
             (
                 "set-up rate",
                 self.setup_per_sec
@@ -179,6 +191,18 @@ impl fmt::Display for Report {
             (
                 "server CPU per delivered event",
                 self.server_cpu_ns_per_event.map(|v| format!("{v:.0} ns")),
+            ),
+            (
+                "  of which user space",
+                self.server_user_ns_per_event.map(|v| format!("{v:.0} ns")),
+            ),
+            (
+                "server writes per delivered event",
+                self.server_writes_per_event.map(|v| format!("{v:.3}")),
+            ),
+            (
+                "server futex calls per delivery",
+                self.server_futexes_per_event.map(|v| format!("{v:.3}")),
             ),
             (
                 "bench CPU per delivered event",

@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 
 const BEGIN: &str = "<!-- results:begin -->";
 const END: &str = "<!-- results:end -->";
-const SCENARIOS: [&str; 6] = ["idle", "fanout", "topics", "patterns", "replay", "h2"];
 
 /// Whether a larger figure is better, which decides how to read a ratio.
 #[derive(Clone, Copy)]
@@ -100,6 +99,27 @@ const METRICS: &[Metric] = &[
         show: nanos,
     },
     Metric {
+        label: "of which user space",
+        ratio: true,
+        better: Better::Lower,
+        get: |r| r.server_user_ns_per_event,
+        show: nanos,
+    },
+    Metric {
+        label: "server socket writes per delivered event",
+        ratio: true,
+        better: Better::Lower,
+        get: |r| r.server_writes_per_event,
+        show: fraction,
+    },
+    Metric {
+        label: "server futex calls per delivered event",
+        ratio: true,
+        better: Better::Lower,
+        get: |r| r.server_futexes_per_event,
+        show: fraction,
+    },
+    Metric {
         label: "lost + duplicated events",
         ratio: false,
         better: Better::Lower,
@@ -157,9 +177,14 @@ pub fn splice_between(doc: &str, begin: &str, end: &str, body: &str) -> anyhow::
 
 fn render(reports: &[Report], baseline: &str, notes: &[String]) -> String {
     let mut servers: Vec<&str> = vec![baseline];
+    // Scenarios in the order the run took them.
+    let mut scenarios: Vec<&str> = Vec::new();
     for r in reports {
         if !servers.contains(&r.server.as_str()) {
             servers.push(&r.server);
+        }
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
         }
     }
     let mut out = String::new();
@@ -171,7 +196,7 @@ fn render(reports: &[Report], baseline: &str, notes: &[String]) -> String {
         "\nEach cell: the figure, then in brackets the ratio to {baseline} (figure ÷ {baseline} figure). \
          ↑: higher is better; ↓: lower is better.\n"
     );
-    for scenario in SCENARIOS {
+    for scenario in scenarios {
         let find = |server: &str| {
             reports
                 .iter()
@@ -273,6 +298,11 @@ pub fn micros(v: f64) -> String {
     } else {
         format!("{v:.0} µs")
     }
+}
+
+/// A small per-event count, to three places.
+pub fn fraction(v: f64) -> String {
+    format!("{v:.3}")
 }
 
 pub fn nanos(v: f64) -> String {

@@ -16,6 +16,7 @@ use crate::procfs::{self, ProcSet};
 use crate::publish::{self, Target};
 use crate::report::Report;
 use crate::source::Sources;
+use crate::syscalls;
 use crate::tally::Tally;
 use crate::target::Template;
 use crate::token;
@@ -159,6 +160,10 @@ async fn publish_and_drain<P: FnMut(u64) -> (u32, String)>(
     tally: &Tally,
     load: Load<P>,
 ) -> anyhow::Result<()> {
+    let syscalls = match ctx.args.count_syscalls {
+        true => syscalls::Counter::start(&ctx.server.pids()),
+        false => None,
+    };
     let server_before = ctx.server.sample();
     let bench_before = procfs::self_cpu();
     let start = Instant::now();
@@ -173,8 +178,11 @@ async fn publish_and_drain<P: FnMut(u64) -> (u32, String)>(
     .await?;
     let expected = tally.summary(|s| published.get(s)).expected;
     let finished = drain(tally, expected, Duration::from_secs_f64(ctx.args.drain)).await;
-    let server_cpu = ctx.server.sample().cpu.saturating_sub(server_before.cpu);
+    let server_after = ctx.server.sample();
+    let server_cpu = server_after.cpu.saturating_sub(server_before.cpu);
+    let server_user = server_after.user.saturating_sub(server_before.user);
     let bench_cpu = procfs::self_cpu().saturating_sub(bench_before);
+    let calls = syscalls.and_then(syscalls::Counter::finish);
 
     report.published = Some(outcome.attempted - outcome.failed);
     report.publish_per_sec = Some(outcome.attempted as f64 / outcome.elapsed.as_secs_f64());
@@ -187,7 +195,13 @@ async fn publish_and_drain<P: FnMut(u64) -> (u32, String)>(
     if delivered > 0 {
         report.deliveries_per_sec = Some(delivered as f64 / elapsed);
         if !ctx.server.is_empty() {
-            report.server_cpu_ns_per_event = Some(server_cpu.as_nanos() as f64 / delivered as f64);
+            let per_delivery = |n: f64| Some(n / delivered as f64);
+            report.server_cpu_ns_per_event = per_delivery(server_cpu.as_nanos() as f64);
+            report.server_user_ns_per_event = per_delivery(server_user.as_nanos() as f64);
+            if let Some(calls) = calls {
+                report.server_writes_per_event = per_delivery(calls.writes as f64);
+                report.server_futexes_per_event = per_delivery(calls.futexes as f64);
+            }
         }
         report.bench_cpu_ns_per_event = Some(bench_cpu.as_nanos() as f64 / delivered as f64);
     }
