@@ -2,8 +2,8 @@
 //! acknowledges it.
 //!
 //! With a local store the hub orders, so the committer gives each event its
-//! sequence, appends the batch and dispatches it itself, before the
-//! acknowledgement: a store's appends are its whole log. A store that may
+//! sequence, appends the batch, acknowledges it and dispatches it itself: a
+//! store's appends are its whole log. A store that may
 //! block (an fsync per append) gets a thread of its own that group-commits,
 //! one durable write for many publishers; a store that never blocks is
 //! committed by a task on the runtime, where handing a publication over and
@@ -203,8 +203,10 @@ fn commit(core: &Core, history: &dyn History, seq: &mut u64, jobs: &mut Vec<Job>
         refuse(jobs, error);
         return write;
     }
-    dispatch(core, &events);
+    // The store has the events, which is all a publisher waits for: it
+    // need not also wait for every subscriber's queue.
     acknowledge(jobs, &outcomes, &events);
+    dispatch(core, &events);
     write
 }
 

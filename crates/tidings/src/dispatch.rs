@@ -6,7 +6,7 @@
 
 use crate::event::SharedEvent;
 use crate::hub::Core;
-use crate::outbox::Push;
+use crate::outbox::{Push, Tick};
 
 /// Subscribers of one event that dispatch writes to directly; the rest are
 /// left to their connections' tasks.
@@ -18,7 +18,9 @@ pub(crate) fn dispatch(core: &Core, events: &[SharedEvent]) {
         return;
     }
     let bounds = core.config.queue;
+    let now = Tick::now();
     let mut slow = Vec::new();
+    let mut waiting = Vec::new();
     let mut delivered = 0;
     {
         let mut index = core.index.lock();
@@ -30,11 +32,17 @@ pub(crate) fn dispatch(core: &Core, events: &[SharedEvent]) {
                 // which run on every core and coalesce what piles up.
                 offered += 1;
                 let write_through = offered <= WRITE_THROUGH_FANOUT;
-                let outcome = subscriber
-                    .outbox
-                    .push(event.frame.clone(), bounds, write_through);
-                if outcome == Push::Queued {
-                    subscriber.mark_active();
+                let outcome =
+                    subscriber
+                        .outbox
+                        .push(event.frame.clone(), bounds, now, write_through);
+                match outcome {
+                    Push::Queued => subscriber.mark_active(),
+                    Push::Deferred => {
+                        subscriber.mark_active();
+                        waiting.push(subscriber.clone());
+                    }
+                    Push::Overflowed | Push::Closed => {}
                 }
                 outcome
             });
@@ -50,6 +58,7 @@ pub(crate) fn dispatch(core: &Core, events: &[SharedEvent]) {
             }
         }
     }
+    core.flusher.wait(waiting);
     core.metrics.delivered.inc_by(delivered);
     for subscriber in slow {
         core.metrics.slow_disconnects.inc();

@@ -13,11 +13,12 @@ use crate::auth::{Authorizer, Grants};
 use crate::commit::{Job, Published};
 use crate::config::HubConfig;
 use crate::event::Update;
+use crate::flush::{flush_loop, Flusher};
 use crate::history::{HistoryError, Log};
 use crate::index::Index;
 use crate::matcher::{MatchKind, Matcher, MatcherError};
 use crate::metrics::Metrics;
-use crate::outbox::CloseReason;
+use crate::outbox::{CloseReason, Push, Tick};
 use crate::presence::Presence;
 use crate::publish::Rejection;
 use crate::stream::{EventStream, Start};
@@ -46,6 +47,8 @@ pub(crate) struct Core {
     /// Whether the shared log answered last time; always true for a local one.
     pub engine_reachable: AtomicBool,
     pub metrics: Metrics,
+    /// Wakes the writers whose frames wait to be written together.
+    pub flusher: Arc<Flusher>,
     /// Active subscriptions; `None`, and free, when the feature is off.
     pub presence: Option<Presence>,
 }
@@ -123,6 +126,7 @@ impl Hub {
             log,
             engine_reachable: AtomicBool::new(true),
             metrics: Metrics::new(),
+            flusher: Arc::default(),
             config,
             presence,
         });
@@ -148,6 +152,7 @@ impl Hub {
             tokio::spawn(follower);
         }
         tokio::spawn(sweep_loop(Arc::downgrade(&core), shutdown.clone()));
+        tokio::spawn(flush_loop(core.flusher.clone(), shutdown.clone()));
         Ok(Hub {
             shared: Arc::new(Shared {
                 core,
@@ -177,7 +182,7 @@ impl Hub {
     }
 
     /// Publishes an update from inside the process; returns its id once the
-    /// log has it (with a local store, once it is dispatched too). The same
+    /// log has it. The same
     /// rules apply as over HTTP, idempotency included: an id already in the
     /// log is answered as the first time and not published again.
     pub async fn publish(&self, update: Update) -> Result<String, PublishError> {
@@ -449,6 +454,7 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
         // Once per pass, not once per subscriber.
         let now = Deadline::at(Instant::now());
         let bounds = core.config.queue;
+        let tick = Tick::now();
         for subscriber in core.index.lock().subscribers() {
             if subscriber.deadline.is_some_and(|deadline| deadline <= now) {
                 subscriber.outbox.close(CloseReason::Expired);
@@ -456,9 +462,12 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
                     presence.ended(subscriber);
                 }
             } else if subscriber.tick_idle(idle_limit) {
-                subscriber
+                let push = subscriber
                     .outbox
-                    .push(crate::frame::KEEP_ALIVE, bounds, true);
+                    .push(crate::frame::KEEP_ALIVE, bounds, tick, true);
+                if push == Push::Deferred {
+                    core.flusher.wait(vec![subscriber.clone()]);
+                }
                 subscriber.mark_active();
             }
         }

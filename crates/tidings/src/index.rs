@@ -219,7 +219,7 @@ impl Index {
                 return;
             }
             match offer(subscriber) {
-                Push::Queued => delivery.delivered += 1,
+                Push::Queued | Push::Deferred => delivery.delivered += 1,
                 Push::Overflowed => delivery.overflowed.push(subscriber.clone()),
                 Push::Closed => {}
             }

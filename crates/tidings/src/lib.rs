@@ -15,6 +15,7 @@ mod commit;
 pub mod config;
 mod dispatch;
 pub mod event;
+mod flush;
 mod follow;
 mod form;
 mod frame;
