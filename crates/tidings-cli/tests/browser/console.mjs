@@ -318,7 +318,12 @@ try {
     await page.fill('#publish-topics', TOPIC);
     await page.click('#publish-send');
     await page.waitForFunction(() => document.querySelectorAll('#events .event').length >= 3);
-    await sleep(1500);
+    // A trickle of updates, so the charts show some life.
+    for (let n = 0; n < 16; n += 1) {
+      await publishOutside({ topic: 'https://example.com/ticker', data: String(n) });
+      await sleep(250 + 150 * Math.sin(n));
+    }
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: spec.screenshot, fullPage: false });
     return { path: spec.screenshot };
   });

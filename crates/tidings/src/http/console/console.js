@@ -170,8 +170,10 @@ function plot(name, value) {
   if (points.length > HISTORY) points.shift();
   const line = card(name).querySelector('polyline');
   const top = Math.max(...points, 1e-9);
-  const step = 300 / (HISTORY - 1);
-  const offset = HISTORY - points.length;
+  // The first minute fills a one-minute chart, which then widens to five.
+  const width = Math.max(points.length, 60);
+  const step = 300 / (width - 1);
+  const offset = width - points.length;
   line.setAttribute(
     'points',
     points.map((v, i) => `${((offset + i) * step).toFixed(1)},${(38 - (v / top) * 36).toFixed(1)}`).join(' '),
