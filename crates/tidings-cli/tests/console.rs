@@ -182,16 +182,16 @@ fn every_panel_of_the_console_works_in_a_browser() {
         "{} events shown live in {:.1} s",
         many["count"], many["seconds"]
     );
-    assert_eq!(many["shown"], 200, "the page holds 200 events at most: {many}");
+    assert_eq!(
+        many["shown"], 200,
+        "the page holds 200 events at most: {many}"
+    );
     assert_eq!(many["newest"].as_str().unwrap().contains("\"n\""), true);
     assert_eq!(
         many["pausedHas"], false,
         "paused, the list stays still: {many}"
     );
-    assert_eq!(
-        many["resumedHas"], true,
-        "resumed, it catches up: {many}"
-    );
+    assert_eq!(many["resumedHas"], true, "resumed, it catches up: {many}");
     let filtered = many["filtered"].as_array().unwrap();
     assert_eq!(filtered.len(), 1, "the filter finds one event: {many}");
 
@@ -246,7 +246,10 @@ async fn statistics_are_for_tokens_that_grant_them() {
     let hub = Hub::start(&["--history", "memory"]);
     assert_eq!(first_sample(&hub.origin, STATS, None).await, Err(401));
     let other = hub.subscriber_token(&["https://example.com/books/1"]);
-    assert_eq!(first_sample(&hub.origin, STATS, Some(&other)).await, Err(403));
+    assert_eq!(
+        first_sample(&hub.origin, STATS, Some(&other)).await,
+        Err(403)
+    );
     assert_eq!(
         first_sample(&hub.origin, STATS, Some(&hub.publisher_token())).await,
         Err(403),
@@ -268,7 +271,9 @@ async fn statistics_are_for_tokens_that_grant_them() {
         &hub.url,
         None,
     );
-    assert!(first_sample(&hub.origin, STATS, Some(&draft07)).await.is_ok());
+    assert!(first_sample(&hub.origin, STATS, Some(&draft07))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -298,21 +303,115 @@ async fn a_development_hub_shows_its_statistics_to_anyone_and_the_flags_turn_thi
     assert!(first_sample(&dev.origin, STATS, None).await.is_ok());
     let page = reqwest::get(format!("{}/", dev.origin)).await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("tidings-stats-access\" content=\"public\""));
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("tidings-stats-access\" content=\"public\""));
 
     let quiet = Hub::start(&["--history", "memory", "--console=false", "--stats", "off"]);
     for path in ["/", "/console/console.js", STATS] {
-        let response = reqwest::get(format!("{}{path}", quiet.origin)).await.unwrap();
-        assert_eq!(response.status(), 404, "{path} with the console and statistics off");
+        let response = reqwest::get(format!("{}{path}", quiet.origin))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            404,
+            "{path} with the console and statistics off"
+        );
     }
     // The hub itself still serves.
     quiet.publish("https://example.com/a", "x").await;
 
     let by_env = Hub::start_env(
-        &["serve", "--listen", "127.0.0.1:0", "--jwt-key", support::SECRET, "--history", "memory"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-key",
+            support::SECRET,
+            "--history",
+            "memory",
+        ],
         &[("TIDINGS_CONSOLE", "false"), ("TIDINGS_STATS", "public")],
     );
     let page = reqwest::get(format!("{}/", by_env.origin)).await.unwrap();
     assert_eq!(page.status(), 404, "TIDINGS_CONSOLE=false");
-    assert!(first_sample(&by_env.origin, STATS, None).await.is_ok(), "TIDINGS_STATS=public");
+    assert!(
+        first_sample(&by_env.origin, STATS, None).await.is_ok(),
+        "TIDINGS_STATS=public"
+    );
+}
+
+/// `tidings top` with its output in a pipe, as a script would run it.
+fn top(hub: &Hub, token: Option<&str>, count: &str) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
+    command.args(["top", "--hub", &hub.url, "--count", count]);
+    if let Some(token) = token {
+        command.args(["--token", token]);
+    }
+    command.output().expect("run tidings top")
+}
+
+#[tokio::test]
+async fn top_prints_one_line_per_sample_when_not_on_a_terminal() {
+    let hub = Hub::start(&["--history", "memory"]);
+    let client = support::client();
+    let _subscriber = client
+        .get(hub.subscribe_url("match=https://example.com/a"))
+        .send()
+        .await
+        .expect("subscribe");
+    hub.publish("https://example.com/a", "x").await;
+    let token = hub.subscriber_token(&[STATS]);
+    let output = tokio::task::spawn_blocking({
+        let (hub_url, token) = (hub.url.clone(), token.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_tidings"))
+                .args(["top", "--hub", &hub_url, "--count", "3", "--token", &token])
+                .output()
+                .expect("run tidings top")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per sample: {stdout}");
+    for line in &lines {
+        assert!(
+            !line.contains('\x1b'),
+            "no terminal codes in a pipe: {line:?}"
+        );
+        assert!(line.contains(" subscribers=1 "), "{line}");
+        assert!(line.contains(" history_events=1 "), "{line}");
+        assert!(line.contains(" state=ready "), "{line}");
+    }
+    let times: Vec<u64> = lines
+        .iter()
+        .map(|l| {
+            l.strip_prefix("time=")
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        times.windows(2).all(|t| t[1] >= t[0] + 500),
+        "samples about a second apart: {times:?}"
+    );
+
+    let refused = tokio::task::spawn_blocking(move || top(&hub, None, "1"))
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("401"),
+        "the refusal and its reason: {stderr}"
+    );
 }
