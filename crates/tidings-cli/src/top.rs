@@ -131,15 +131,15 @@ fn screen(hub: &str, sample: &Value) -> String {
          \x20 slow consumers   {:>10}   disconnected since start ({} connections refused)\n\
          \x20 history          {:>10}   events, {} (kept up to {})\n\
          \x20 log              {}\n\n",
-        sample["subscribers"],
-        sample["subscriptions"],
+        number(&sample["subscribers"], 0),
+        number(&sample["subscriptions"], 0),
         number(&sample["published_per_s"], 1),
         number(&sample["delivered_per_s"], 1),
         number(&sample["publish_ms_mean"], 3),
         number(&sample["publish_ms_max"], 3),
-        sample["slow_disconnects_total"],
+        number(&sample["slow_disconnects_total"], 0),
         sample["refused_total"],
-        history["events"],
+        number(&history["events"], 0),
         size(history["bytes"].as_u64().unwrap_or(0)),
         if bounds.is_empty() {
             "no bound".into()

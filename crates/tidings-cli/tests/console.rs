@@ -295,6 +295,14 @@ async fn statistics_count_what_happens() {
     assert_eq!(sample["delivered_total"], 5, "{sample}");
     assert_eq!(sample["history"]["events"], 5, "{sample}");
     assert_eq!(sample["history"]["log"], "local", "{sample}");
+    // A watcher that comes later is sent a fresh sample, not the last one
+    // the hub took for an earlier watcher.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = first_sample(&hub.origin, STATS, None).await.unwrap();
+    assert!(
+        later["time_ms"].as_u64() >= Some(sample["time_ms"].as_u64().unwrap() + 2000),
+        "{sample} then {later}"
+    );
 }
 
 #[tokio::test]

@@ -112,13 +112,14 @@ async fn sample_loop(
             publish_us: metrics.publish_latency.total_us(),
         };
         let slowest_us = metrics.publish_latency.take_slowest_us();
-        // The one receiver is the hub's own: nobody watches.
-        if sender.receiver_count() > 1 {
-            if let Some(before) = &previous {
-                let sample = take(&core, before, &now, slowest_us, started, &stop).await;
-                let text = serde_json::to_string(&sample).expect("a sample serializes");
-                sender.send_replace(Some(text.into()));
-            }
+        // The one receiver is the hub's own: nobody watches, and the next
+        // watcher must not be sent a stale sample.
+        if sender.receiver_count() <= 1 {
+            sender.send_if_modified(|sample| sample.take().is_some());
+        } else if let Some(before) = &previous {
+            let sample = take(&core, before, &now, slowest_us, started, &stop).await;
+            let text = serde_json::to_string(&sample).expect("a sample serializes");
+            sender.send_replace(Some(text.into()));
         }
         previous = Some(now);
     }
