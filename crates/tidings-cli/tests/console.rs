@@ -414,3 +414,43 @@ async fn top_prints_one_line_per_sample_when_not_on_a_terminal() {
         "the refusal and its reason: {stderr}"
     );
 }
+
+crate::cluster_tests!(statistics_show_every_node_of_a_cluster);
+
+/// Two nodes on one log: each node's statistics show itself, with how far
+/// behind the log it is, and the other node, heard from through its lease
+/// notes.
+async fn statistics_show_every_node_of_a_cluster(engine: support::cluster::Engine) {
+    use support::cluster::{Cluster, PATIENCE};
+    let cluster = Cluster::start(engine, 2, &["--subscriptions", "--stats", "public"]);
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    b.publish("https://example.com/a", "from b").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let sample = loop {
+        let sample = first_sample(&a.origin, STATS, None)
+            .await
+            .expect("a sample");
+        if sample["nodes"].as_array().unwrap().len() == 2 {
+            break sample;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node A never heard of node B: {sample}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (this, other) = (&sample["nodes"][0], &sample["nodes"][1]);
+    assert_eq!(this["this"], true, "{sample}");
+    assert_eq!(this["state"], "ready", "{sample}");
+    assert!(this["lag"].is_u64(), "this node's engine lag: {sample}");
+    assert_eq!(other["this"], false, "{sample}");
+    assert_eq!(other["state"], "alive", "{sample}");
+    assert!(other["seen_s_ago"].as_f64().unwrap() < 15.0, "{sample}");
+    assert_ne!(this["id"], other["id"]);
+    let log = sample["history"]["log"].as_str().unwrap();
+    assert!(
+        log.contains("redis") || log.contains("nats"),
+        "the shared log: {log}"
+    );
+}
