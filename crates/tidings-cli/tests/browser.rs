@@ -1,5 +1,5 @@
 //! A real browser against a real hub: headless Chromium's native
-//! `EventSource`, opened on the hub's own welcome page, while this test
+//! `EventSource`, opened on the hub's own page (the console), while this test
 //! publishes over HTTP. `tests/browser/eventsource.mjs` drives Chromium and
 //! reports what each source received as JSON on stdout.
 //!
