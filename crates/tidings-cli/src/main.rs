@@ -1,4 +1,5 @@
-//! The `tidings` command: run a hub, publish, subscribe, mint tokens.
+//! The `tidings` command: run a hub, publish, subscribe, mint tokens,
+//! watch a hub's statistics.
 
 mod client;
 mod publish;
@@ -7,6 +8,7 @@ mod sse;
 mod subscribe;
 mod tls;
 mod token;
+mod top;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +34,8 @@ enum Command {
     Subscribe(subscribe::SubscribeArgs),
     /// Mint a publisher or subscriber token.
     Token(token::TokenArgs),
+    /// Watch a hub's live statistics.
+    Top(top::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => block_on(None, publish::run(args)),
         Command::Subscribe(args) => block_on(None, subscribe::run(args)),
         Command::Token(args) => token::run(args),
+        Command::Top(args) => block_on(None, top::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tidings::auth::{AuthConfig, Generation, KeySet, KeySource, Role, TokenRequest};
 use tidings::history::{Durability, HistoryError, RedbHistory, Retention};
-use tidings::{Bounds, Hub, HubConfig, Log, MemoryHistory, SharedLog};
+use tidings::{Bounds, Hub, HubConfig, Log, MemoryHistory, SharedLog, StatsAccess};
 use url::Url;
 
 /// Every setting is optional here so that a flag, a variable or the file
@@ -81,6 +81,16 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriptions: Option<bool>,
+    /// Serve the web console at `/` [default: true].
+    #[arg(long, env = "TIDINGS_CONSOLE", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<bool>,
+    /// Who may read the live statistics stream (HUB_PATH/stats): public, token (a subscriber
+    /// token granting subscribe on that path) or off [default: public on a development hub,
+    /// token otherwise].
+    #[arg(long, env = "TIDINGS_STATS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
     /// Origins allowed cross-origin with credentials, comma-separated; `*` allows any origin without credentials.
     #[arg(long, env = "TIDINGS_CORS_ORIGINS", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,6 +235,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.cors_origins = args.cors_origins.clone().unwrap_or_default();
     config.retry = args.retry;
     config.subscriptions = args.subscriptions.unwrap_or(false);
+    config.console = args.console.unwrap_or(true);
+    // A development hub listens on loopback with a key nobody else knows:
+    // its figures are for whoever runs it.
+    config.stats = match &args.stats {
+        Some(access) => access.parse().map_err(anyhow::Error::msg)?,
+        None if dev_secret.is_some() => StatsAccess::Public,
+        None => StatsAccess::Token,
+    };
+    config.retention = retention(&args)?;
     if let Some(keep_alive) = duration(&args.keep_alive)? {
         config.keep_alive = keep_alive;
     }
@@ -249,8 +268,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the hub")?;
     println!("tidings hub: {url}");
     if let Some(secret) = dev_secret {
-        let token = dev_token(&secret, &auth, &url)?;
+        let token = dev_token(&secret, Role::Publisher, &auth, &url)?;
         println!("publisher token (valid 24h, any topic): {token}");
+        let token = dev_token(&secret, Role::Subscriber, &auth, &url)?;
+        println!("subscriber token (valid 24h, any topic): {token}");
+    }
+    if hub.config().console {
+        let console = url.join("/")?;
+        println!("console: {console}");
     }
     tracing::info!(%url, %bound, tls = tls.is_some(), max_subscribers = hub.config().limits.connections, "listening");
     let grace = duration(&args.shutdown_grace)?.unwrap_or(Duration::from_secs(10));
@@ -303,14 +328,12 @@ type Stores = (Log, Option<Arc<RedbHistory>>);
 
 /// Opens the history store, or joins the log engine, the settings ask for.
 async fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
-    let events = args.retain_events.unwrap_or(100_000);
-    let bytes = args.retain_bytes.unwrap_or(256 << 20);
-    let age = duration(&args.retain_age)?;
-    let retention = Retention {
-        events: Some(events as u64),
-        age,
-        bytes: Some(bytes as u64),
-    };
+    let retention = retention(args)?;
+    let (events, bytes, age) = (
+        args.retain_events.unwrap_or(DEFAULT_RETAIN_EVENTS),
+        args.retain_bytes.unwrap_or(DEFAULT_RETAIN_BYTES),
+        retention.age,
+    );
     match args.history.as_deref().unwrap_or("redb") {
         "memory" if age.is_some() => bail!("--retain-age needs --history redb or a log engine"),
         "memory" => Ok((
@@ -339,6 +362,18 @@ async fn history(args: &ServeArgs) -> anyhow::Result<Stores> {
             "unknown history `{other}` (use redb, memory, or an engine URL: redis://… or nats://…)"
         ),
     }
+}
+
+const DEFAULT_RETAIN_EVENTS: usize = 100_000;
+const DEFAULT_RETAIN_BYTES: usize = 256 << 20;
+
+/// The bounds history keeps to.
+fn retention(args: &ServeArgs) -> anyhow::Result<Retention> {
+    Ok(Retention {
+        events: Some(args.retain_events.unwrap_or(DEFAULT_RETAIN_EVENTS) as u64),
+        age: duration(&args.retain_age)?,
+        bytes: Some(args.retain_bytes.unwrap_or(DEFAULT_RETAIN_BYTES) as u64),
+    })
 }
 
 /// How long a starting node waits for its engine to answer before giving up.
@@ -449,10 +484,10 @@ fn random_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn dev_token(secret: &str, auth: &AuthConfig, url: &Url) -> anyhow::Result<String> {
+fn dev_token(secret: &str, role: Role, auth: &AuthConfig, url: &Url) -> anyhow::Result<String> {
     let request = TokenRequest {
         generation: Generation::Draft08,
-        role: Role::Publisher,
+        role,
         topics: vec!["*".into()],
         ttl: Some(Duration::from_secs(24 * 3600)),
         issuer: auth.publisher.issuer.clone().unwrap_or_default(),

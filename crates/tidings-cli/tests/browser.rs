@@ -1,5 +1,5 @@
 //! A real browser against a real hub: headless Chromium's native
-//! `EventSource`, opened on the hub's own welcome page, while this test
+//! `EventSource`, opened on the hub's own page (the console), while this test
 //! publishes over HTTP. `tests/browser/eventsource.mjs` drives Chromium and
 //! reports what each source received as JSON on stdout.
 //!
@@ -12,42 +12,12 @@ mod support;
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use support::programs::require_program;
+use support::browser::{tools, Tools, DIR};
 use support::Hub;
-
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-
-struct Tools {
-    node: PathBuf,
-    chromium: PathBuf,
-}
-
-/// The programs the browser tests need, or `None` when a test should skip.
-fn tools() -> Option<Tools> {
-    let chromium = require_program("chromium")?;
-    let node = require_program("node")?;
-    // Tests in one binary run in parallel: one npm install at a time.
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _installing = INSTALL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !Path::new(DIR).join("node_modules/playwright-core").is_dir() {
-        let npm = require_program("npm")?;
-        let status = Command::new(npm)
-            .args(["install", "--no-audit", "--no-fund"])
-            .current_dir(DIR)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run npm");
-        assert!(status.success(), "npm install in {DIR} failed: {status}");
-    }
-    Some(Tools { node, chromium })
-}
 
 #[derive(Serialize)]
 struct Subscription<'a> {

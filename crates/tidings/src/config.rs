@@ -1,6 +1,7 @@
 //! The hub's settings, with the defaults a development hub starts with.
 
 use crate::auth::AuthConfig;
+use crate::history::Retention;
 use crate::outbox::Bounds;
 use serde::Deserialize;
 use std::time::Duration;
@@ -30,6 +31,40 @@ pub struct HubConfig {
     pub replay_batch: usize,
     /// Active subscriptions: subscription events and the subscription API.
     pub subscriptions: bool,
+    /// Serve the web console at `/` (standalone hub only).
+    pub console: bool,
+    /// Who may read the live statistics stream.
+    pub stats: StatsAccess,
+    /// The bounds history was opened with, as the statistics report them;
+    /// the store applies its own.
+    pub retention: Retention,
+}
+
+/// Who may read the live statistics stream (`{hub path}/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsAccess {
+    /// Anyone who can reach the hub: a development hub on loopback.
+    Public,
+    /// A subscriber token granting `subscribe` on `{hub path}/stats`, as it
+    /// would a topic.
+    Token,
+    /// Not served.
+    Off,
+}
+
+impl std::str::FromStr for StatsAccess {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<StatsAccess, String> {
+        match text {
+            "public" => Ok(StatsAccess::Public),
+            "token" => Ok(StatsAccess::Token),
+            "off" => Ok(StatsAccess::Off),
+            other => Err(format!(
+                "unknown stats access `{other}` (use public, token or off)"
+            )),
+        }
+    }
 }
 
 /// Bounds on what one request may ask, against resource exhaustion.
@@ -84,6 +119,9 @@ impl HubConfig {
             limits: Limits::default(),
             replay_batch: 512,
             subscriptions: false,
+            console: true,
+            stats: StatsAccess::Token,
+            retention: Retention::default(),
         }
     }
 

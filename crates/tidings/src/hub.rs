@@ -11,8 +11,8 @@
 
 use crate::auth::{Authorizer, Grants};
 use crate::commit::{Job, Published};
-use crate::config::HubConfig;
-use crate::event::Update;
+use crate::config::{HubConfig, StatsAccess};
+use crate::event::{SharedEvent, Update};
 use crate::flush::{flush_loop, Flusher};
 use crate::history::{HistoryError, Log};
 use crate::index::Index;
@@ -59,6 +59,8 @@ struct Shared {
     jobs: mpsc::Sender<Job>,
     next_key: AtomicU64,
     shutdown: CancellationToken,
+    /// The live statistics; `None` when they are off.
+    stats: Option<crate::stats::Samples>,
 }
 
 /// Why a publication failed.
@@ -153,6 +155,8 @@ impl Hub {
         }
         tokio::spawn(sweep_loop(Arc::downgrade(&core), shutdown.clone()));
         tokio::spawn(flush_loop(core.flusher.clone(), shutdown.clone()));
+        let stats = (core.config.stats != StatsAccess::Off)
+            .then(|| crate::stats::start(&core, shutdown.clone()));
         Ok(Hub {
             shared: Arc::new(Shared {
                 core,
@@ -160,6 +164,7 @@ impl Hub {
                 jobs,
                 next_key: AtomicU64::new(1),
                 shutdown,
+                stats,
             }),
         })
     }
@@ -206,9 +211,9 @@ impl Hub {
             .map_err(|_| PublishError::ShuttingDown)??;
         let metrics = &self.shared.core.metrics;
         metrics.published.inc();
-        metrics
-            .publish_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        metrics.publish_seconds.observe(took.as_secs_f64());
+        metrics.publish_latency.observe(took);
         Ok(published)
     }
 
@@ -343,6 +348,19 @@ impl Hub {
             .map(Into::into)
     }
 
+    /// The retained event with this id, if any.
+    pub(crate) async fn find(&self, id: &str) -> Result<Option<SharedEvent>, HistoryError> {
+        let log = &self.shared.core.log;
+        let Some(seq) = log.locate(id).await? else {
+            return Ok(None);
+        };
+        let events = match log {
+            Log::Local(history) => history.read_after(seq.saturating_sub(1), 1)?,
+            Log::Shared(log) => log.read_after(seq.saturating_sub(1), 1).await?,
+        };
+        Ok(events.into_iter().find(|event| event.seq == seq))
+    }
+
     /// Whether a subscription opens without waiting: true unless a cursor
     /// may have to be looked up in a shared log.
     pub fn opens_at_once(&self) -> bool {
@@ -377,6 +395,12 @@ impl Hub {
         while core.index.lock().len() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// The live statistics, one JSON sample about every second; `None`
+    /// when they are off.
+    pub(crate) fn stats(&self) -> Option<crate::stats::Samples> {
+        self.shared.stats.clone()
     }
 
     pub(crate) fn presence(&self) -> Option<&Presence> {

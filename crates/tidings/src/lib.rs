@@ -31,11 +31,12 @@ mod outbox;
 mod presence;
 pub mod publish;
 pub mod server;
+mod stats;
 mod stream;
 mod subscriber;
 mod text;
 
-pub use config::{HubConfig, Limits};
+pub use config::{HubConfig, Limits, StatsAccess};
 pub use event::Update;
 pub use history::{History, Log, MemoryHistory, SharedLog};
 pub use hub::{Hub, PublishError, SubscribeError, SubscribeRequest};

@@ -6,6 +6,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 pub struct Metrics {
     registry: Registry,
@@ -18,6 +20,34 @@ pub struct Metrics {
     pub publish_seconds: Histogram,
     pub history_events: Gauge,
     pub history_bytes: Gauge,
+    /// Publish latency as the live statistics read it.
+    pub publish_latency: PublishLatency,
+}
+
+/// Publish latency for the live statistics: the histogram's figures are
+/// for Prometheus to read, these give a mean and the worst case per sample.
+#[derive(Default)]
+pub struct PublishLatency {
+    total_us: AtomicU64,
+    slowest_us: AtomicU64,
+}
+
+impl PublishLatency {
+    pub fn observe(&self, took: Duration) {
+        let us = took.as_micros() as u64;
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+        self.slowest_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// Microseconds spent by every publish so far.
+    pub fn total_us(&self) -> u64 {
+        self.total_us.load(Ordering::Relaxed)
+    }
+
+    /// The slowest publish since the last call, in microseconds.
+    pub fn take_slowest_us(&self) -> u64 {
+        self.slowest_us.swap(0, Ordering::Relaxed)
+    }
 }
 
 impl Metrics {
@@ -33,6 +63,7 @@ impl Metrics {
             publish_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             history_events: Gauge::default(),
             history_bytes: Gauge::default(),
+            publish_latency: PublishLatency::default(),
             registry: Registry::default(),
         };
         registry.register(

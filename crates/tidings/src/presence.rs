@@ -247,6 +247,22 @@ impl Presence {
             .collect()
     }
 
+    /// The other nodes heard from and not yet found silent, each with the
+    /// time since its last note, most recently heard first.
+    pub(crate) fn other_nodes(&self) -> Vec<(Arc<str>, Duration)> {
+        let now = Instant::now();
+        let mut nodes: Vec<(Arc<str>, Duration)> = self
+            .registry
+            .lock()
+            .seen
+            .iter()
+            .filter(|(node, _)| **node != self.node)
+            .map(|(node, seen)| (node.clone(), now - *seen))
+            .collect();
+        nodes.sort_by_key(|(_, silent)| *silent);
+        nodes
+    }
+
     /// The documents at `path` (a canonical API path, see [`canonical`]) and
     /// the cursor they are current as of, both read at once.
     pub(crate) fn read(&self, path: &str, selection: Selection) -> Snapshot {

@@ -1,4 +1,4 @@
-// Opens the hub's own welcome page in headless Chromium (same origin as the
+// Opens the hub's own page (its console) in headless Chromium (same origin as the
 // hub, so no CORS is involved) and records what native EventSource objects
 // receive. Driven by crates/tidings-cli/tests/browser.rs, which publishes.
 //

@@ -2,6 +2,7 @@
 //! port, tokens, and an SSE client over a real socket.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 pub mod programs;
 

@@ -1,14 +1,18 @@
 //! The hub's HTTP interface as an axum router: subscribe, publish, the
-//! protected resource metadata, health, metrics and the welcome page.
+//! protected resource metadata, health, metrics, the statistics stream and
+//! the web console.
 //!
 //! Applications embedding tidings mount [`router`] in their own server; the
 //! `tidings` binary serves it through [`crate::server`], which adds a
 //! lighter path for HTTP/1.1 event streams.
 
+mod console;
 mod cors;
+mod details;
 mod page;
 mod publish;
 mod reply;
+mod stats;
 pub mod subscribe;
 mod subscriptions;
 
@@ -76,16 +80,23 @@ fn protocol(http: Arc<HubHttp>) -> Router {
     router.with_state(http)
 }
 
-/// Everything the standalone hub serves: the protocol, the welcome page,
-/// health, readiness and metrics.
+/// Everything the standalone hub serves: the protocol, health, readiness,
+/// metrics, the statistics stream and, unless turned off, the console.
 pub(crate) fn standalone(http: Arc<HubHttp>) -> Router {
-    let operations = Router::new()
-        .route("/", get(page::welcome))
+    let config = http.hub.config();
+    let mut operations = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(page::ready))
         .route("/metrics", get(page::metrics))
-        .with_state(http.clone());
-    protocol(http).merge(operations)
+        .route(&stats::path(config.path()), any(stats::serve));
+    if config.console {
+        operations = operations
+            .route("/", get(console::page))
+            .route(console::SCRIPT_PATH, get(console::script))
+            .route(console::STYLE_PATH, get(console::style))
+            .route(&details::path(config.path()), any(details::serve));
+    }
+    protocol(http.clone()).merge(operations.with_state(http))
 }
 
 /// The hub URL: GET and QUERY subscribe, POST publishes, OPTIONS preflights.

@@ -1,16 +1,10 @@
-//! The small endpoints: the welcome page, protected resource metadata,
-//! readiness and metrics.
+//! The small endpoints: protected resource metadata, readiness and metrics.
 
 use super::HubHttp;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use std::sync::Arc;
-
-pub async fn welcome(State(http): State<Arc<HubHttp>>) -> Html<String> {
-    let hub = http.hub.config().url.as_str();
-    Html(include_str!("welcome.html").replace("{{HUB_URL}}", &html_escape(hub)))
-}
 
 /// RFC 9728 protected resource metadata, as draft-08 profiles it.
 pub async fn metadata(State(http): State<Arc<HubHttp>>) -> Response {
@@ -64,11 +58,4 @@ pub async fn metrics(State(http): State<Arc<HubHttp>>) -> Response {
         http.hub.metrics().render(),
     )
         .into_response()
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
