@@ -14,7 +14,7 @@ export default async function NotificationsPage() {
         <h1>Notifications</h1>
         <p>Sign in with any name. Notifications are private: the hub sends each one only to its user.</p>
         <form action={signIn}>
-          <input name="user" placeholder="your name (a-z, 0-9)" pattern="[a-zA-Z0-9-]{1,32}" required />
+          <input name="user" placeholder="your name (a-z, 0-9)" pattern="[a-zA-Z0-9\-]{1,32}" required />
           <button type="submit">Sign in</button>
         </form>
       </>
