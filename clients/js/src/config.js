@@ -4,10 +4,6 @@
 // share the hub's own names where they mean the same thing, so one
 // environment can configure both in development.
 
-/**
- * @typedef {import('./server.js').HubOptions} HubOptions
- */
-
 const env = () => (typeof process === 'undefined' ? {} : process.env);
 
 /** The resolved settings for one call. */

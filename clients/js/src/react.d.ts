@@ -22,7 +22,7 @@ export interface UseSubscriptionReducerOptions<T, V> extends UseSubscriptionOpti
 
 /**
  * Subscribes a client component. Components with the same hub URL,
- * matchers, types and credentials share one connection, opened once
+ * matchers, types, credentials and `parse` share one connection, opened once
  * even under StrictMode and closed a second after the last unmounts;
  * a remount resumes after the last event received.
  */

@@ -3,7 +3,7 @@
 // number of components using it, and StrictMode-safe.
 //
 // Connections live in a module-level store keyed by hub URL, matchers,
-// event types and credentials. Components attach through
+// event types, credentials and parser. Components attach through
 // useSyncExternalStore; when the last one detaches, the connection closes
 // a moment later, so StrictMode's mount-unmount-mount (and a quick
 // remount) reuses it rather than opening a second one. What a component
@@ -34,6 +34,7 @@ function connectionFor(hubUrl, options) {
     subscriptionUrl(hubUrl, options),
     Boolean(options.withCredentials),
     [...(options.types ?? [])].sort(),
+    String(options.parse ?? 'json'), // events are parsed once per connection
   ]);
   // Server rendering never attaches: nothing to keep.
   if (typeof window === 'undefined') return new Connection(hubUrl, options);
