@@ -23,7 +23,7 @@ SMOKE=0
 PORT=18080
 ALSO=()
 INSTALL=auto
-SERVERS="tidings,naive-axum,node,nchan,pushpin"
+SERVERS="tidings,naive-axum,node,next-route,nchan,pushpin"
 SCENARIOS="idle,fanout,highrate,light-wide,light-fast,topics,patterns,replay,h2"
 SUBS=10000           # idle, fanout and h2 subscribers
 FANOUT_RATE=20       # events/s in fanout and h2 (10,000 x 20 = 200,000 deliveries/s offered)
@@ -261,6 +261,27 @@ start_node() {
   wait_port "$PORT"
 }
 
+# The seed's SSE route handler in Next.js (bench/peers/next-route), on the
+# `next` that `npm ci` at the repository root installs; built once per run.
+NEXT_BIN="$ROOT/node_modules/next/dist/bin/next"
+NEXT_BUILT=0
+start_next_route() {
+  local app="$ROOT/bench/peers/next-route"
+  if [ "$NEXT_BUILT" = 0 ]; then
+    NEXT_TELEMETRY_DISABLED=1 node "$NEXT_BIN" build "$app" > "$WORK/next-route-build.log" 2>&1 || return 1
+    NEXT_BUILT=1
+  fi
+  NEXT_TELEMETRY_DISABLED=1 node "$NEXT_BIN" start "$app" --port "$PORT" --hostname 127.0.0.1 \
+    > "$WORK/next-route.log" 2>&1 &
+  SERVER_PIDS=($!)
+  SUB_URL="http://127.0.0.1:$PORT/events?topic={topic}"
+  H2_URL=
+  PUB_METHOD=post
+  PUB_URL="http://127.0.0.1:$PORT/publish?topic={topic}"
+  PIDS=$!
+  wait_port "$PORT"
+}
+
 start_nchan() {
   local dir="$WORK/nginx"
   nchan_config "$dir" "  server {
@@ -348,6 +369,7 @@ available() { # server -> 0 if it can run here, installing it if allowed
     tidings) [ "$TIDINGS_OK" = 1 ] ;;
     naive-axum) [ -x "$NAIVE" ] ;;
     node) command -v node >/dev/null || apt_install nodejs ;;
+    next-route) command -v node >/dev/null && [ -f "$NEXT_BIN" ] ;;
     nchan)
       { command -v nginx >/dev/null && [ -f "$NCHAN_MODULE" ]; } \
         || apt_install nginx libnginx-mod-nchan ;;
