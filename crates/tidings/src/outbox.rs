@@ -363,6 +363,7 @@ mod tests {
             _ => panic!("expected both frames in one batch"),
         }
         // Overflow is never deferred: the writer learns of it at once.
+        assert!(outbox.poll_batch(&mut cx).is_pending());
         outbox.push(Bytes::from_static(b"d"), BOUNDS, Tick::now(), true);
         outbox.push(Bytes::from_static(b"e"), BOUNDS, Tick::now(), true);
         let before = wakes();
