@@ -8,6 +8,11 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Why a value was refused, phrased for a 400 response.
 pub fn forbidden_character(value: &str) -> Option<String> {
+    // Most values are ASCII, where the only format characters are none and
+    // the control characters are a range: no table lookups.
+    if value.bytes().all(|b| b.is_ascii() && !b.is_ascii_control()) {
+        return None;
+    }
     value.chars().find_map(|c| {
         let reason = if c.is_control() {
             "a control character"
