@@ -87,6 +87,19 @@ fn every_panel_of_the_console_works_in_a_browser() {
         "{live}"
     );
     assert_eq!(nodes[0][1], "ready", "{live}");
+    let row: Vec<&str> = nodes[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| cell.as_str().unwrap())
+        .collect();
+    assert_eq!(row[2], "–", "no engine lag on a local log: {live}");
+    assert!(row[3].parse::<u64>().is_ok(), "subscribers: {live}");
+    assert!(
+        row[4].ends_with("/s") && row[5].ends_with("/s"),
+        "publications and deliveries per second: {live}"
+    );
+    assert_eq!(row[6], "now", "{live}");
 
     let round_trip = step("roundTrip");
     let result = round_trip["result"].as_str().unwrap();
