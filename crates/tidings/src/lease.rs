@@ -64,17 +64,16 @@ pub(crate) async fn keep(core: Weak<Core>, jobs: mpsc::WeakSender<Job>, stop: Ca
             continue;
         }
         let mut batch = vec![alive(core.node.clone(), figures.as_ref())];
-        let Some(presence) = &core.presence else {
-            submit(&jobs, batch).await;
-            continue;
-        };
-        for silent in presence.silent_nodes(LEASE, hearing_since) {
+        let silent = core.presence.as_ref().map_or_else(Vec::new, |presence| {
+            presence.silent_nodes(LEASE, hearing_since)
+        });
+        for silent in &silent {
             tracing::info!(
                 node = %silent.node,
                 subscriptions = silent.subscriptions.len(),
                 "a node went silent: announcing the end of its subscriptions"
             );
-            batch.extend(ends(&silent));
+            batch.extend(ends(silent));
         }
         submit(&jobs, batch).await;
     }
