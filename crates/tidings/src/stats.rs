@@ -72,7 +72,8 @@ struct NodeRow {
     id: String,
     this: bool,
     /// The node's own state (see [`state`]); for another node `silent` once
-    /// unheard for a lease, or `alive` when its version sends no figures.
+    /// unheard for a lease, or `alive` when it tells no state (its version
+    /// or its `--stats off` sends no figures).
     state: String,
     /// Events of the shared log the node has not dispatched yet.
     lag: Option<u64>,
@@ -97,8 +98,8 @@ impl NodeRow {
         let seen = Some((heard.ago.as_secs_f64() * 10.0).round() / 10.0);
         let (state, figures) = match &heard.figures {
             _ if heard.ago >= LEASE => ("silent".to_string(), None),
-            Some(figures) => (figures.state.clone(), Some(figures)),
-            None => ("alive".to_string(), None),
+            Some(figures) if !figures.state.is_empty() => (figures.state.clone(), Some(figures)),
+            _ => ("alive".to_string(), heard.figures.as_ref()),
         };
         NodeRow::new(&heard.node, false, state, figures, seen)
     }
