@@ -149,13 +149,13 @@ fn screen(hub: &str, sample: &Value) -> String {
         history["log"].as_str().unwrap_or("?"),
     );
     out += &format!(
-        "  {:<46} {:<20} {:>10}  {}\n",
-        "NODE", "STATE", "LAG", "LAST HEARD"
+        "  {:<52} {:<18} {:>8} {:>11} {:>9} {:>9}  {}\n",
+        "NODE", "STATE", "LAG", "SUBSCRIBERS", "PUBLISH/S", "DELIVER/S", "LAST HEARD"
     );
     for node in sample["nodes"].as_array().into_iter().flatten() {
         let this = node["this"].as_bool().unwrap_or(false);
         out += &format!(
-            "  {:<46} {:<20} {:>10}  {}\n",
+            "  {:<52} {:<18} {:>8} {:>11} {:>9} {:>9}  {}\n",
             format!(
                 "{}{}",
                 node["id"].as_str().unwrap_or("?"),
@@ -163,6 +163,9 @@ fn screen(hub: &str, sample: &Value) -> String {
             ),
             node["state"].as_str().unwrap_or("?"),
             number(&node["lag"], 0),
+            number(&node["subscribers"], 0),
+            number(&node["published_per_s"], 1),
+            number(&node["delivered_per_s"], 1),
             match node["seen_s_ago"].as_f64() {
                 Some(seconds) => format!("{seconds:.1} s ago"),
                 None => "now".into(),

@@ -87,6 +87,19 @@ fn every_panel_of_the_console_works_in_a_browser() {
         "{live}"
     );
     assert_eq!(nodes[0][1], "ready", "{live}");
+    let row: Vec<&str> = nodes[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| cell.as_str().unwrap())
+        .collect();
+    assert_eq!(row[2], "–", "no engine lag on a local log: {live}");
+    assert!(row[3].parse::<u64>().is_ok(), "subscribers: {live}");
+    assert!(
+        row[4].ends_with("/s") && row[5].ends_with("/s"),
+        "publications and deliveries per second: {live}"
+    );
+    assert_eq!(row[6], "now", "{live}");
 
     let round_trip = step("roundTrip");
     let result = round_trip["result"].as_str().unwrap();
@@ -420,40 +433,121 @@ async fn top_prints_one_line_per_sample_when_not_on_a_terminal() {
 
 crate::cluster_tests!(statistics_show_every_node_of_a_cluster);
 
-/// Two nodes on one log: each node's statistics show itself, with how far
-/// behind the log it is, and the other node, heard from through its lease
-/// notes.
+/// Two nodes on one log, one with active subscriptions and one without:
+/// each node's statistics show itself and the other, each with its own
+/// state, engine lag and figures (the other's carried by its alive notes
+/// through the log); a node killed turns silent. The notes reach no
+/// subscriber, live or replaying, even one that may read every topic.
 async fn statistics_show_every_node_of_a_cluster(engine: support::cluster::Engine) {
-    use support::cluster::{Cluster, PATIENCE};
-    let cluster = Cluster::start(engine, 2, &["--subscriptions", "--stats", "public"]);
+    use support::cluster::{Cluster, Node, PATIENCE, QUIET};
+    // Alive notes every 5 s; a node unheard for 15 s is silent.
+    const RENEW: Duration = Duration::from_secs(5);
+    const LEASE: Duration = Duration::from_secs(15);
+    let history = engine.history();
+    let mut cluster = Cluster {
+        nodes: vec![
+            Node::start(&history, &["--stats", "public", "--subscriptions"]),
+            Node::start(&history, &["--stats", "public"]),
+        ],
+        engine,
+    };
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
-    b.publish("https://example.com/a", "from b").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let sample = loop {
-        let sample = first_sample(&a.origin, STATS, None)
-            .await
-            .expect("a sample");
-        if sample["nodes"].as_array().unwrap().len() == 2 {
-            break sample;
+    let everything = a.subscriber_token(&["*"]);
+    let mut watcher = a.open("match=*", Some(&everything), None).await;
+    let topic = "https://example.com/a";
+    let _readers = [
+        b.open(&format!("match={topic}"), None, None).await,
+        b.open(&format!("match={topic}"), None, None).await,
+    ];
+
+    // B publishes all along, so that the rates its notes carry are not nil.
+    let deadline = tokio::time::Instant::now() + PATIENCE + RENEW;
+    let mut published = 0;
+    let (on_a, on_b) = loop {
+        published += 1;
+        b.publish(topic, &format!("from b {published}")).await;
+        let on_a = first_sample(&a.origin, STATS, None).await.expect("A's");
+        let on_b = first_sample(&b.origin, STATS, None).await.expect("B's");
+        let b_seen_from_a = &on_a["nodes"][1];
+        if b_seen_from_a["subscribers"] == 2
+            && b_seen_from_a["published_per_s"].as_f64() > Some(0.0)
+            && b_seen_from_a["delivered_per_s"].as_f64() > Some(0.0)
+            && on_b["nodes"][1]["subscribers"] == 1
+        {
+            break (on_a, on_b);
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "node A never heard of node B: {sample}\n{}",
+            "the nodes never showed each other's figures: {on_a}\n{on_b}\n{}",
             cluster.logs()
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let (this, other) = (&sample["nodes"][0], &sample["nodes"][1]);
-    assert_eq!(this["this"], true, "{sample}");
-    assert_eq!(this["state"], "ready", "{sample}");
-    assert!(this["lag"].is_u64(), "this node's engine lag: {sample}");
-    assert_eq!(other["this"], false, "{sample}");
-    assert_eq!(other["state"], "alive", "{sample}");
-    assert!(other["seen_s_ago"].as_f64().unwrap() < 15.0, "{sample}");
-    assert_ne!(this["id"], other["id"]);
-    let log = sample["history"]["log"].as_str().unwrap();
+    for (sample, subscribers, other_subscribers) in [(&on_a, 1, 2), (&on_b, 2, 1)] {
+        let nodes = sample["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 2, "{sample}");
+        let (this, other) = (&nodes[0], &nodes[1]);
+        assert_eq!(this["this"], true, "{sample}");
+        assert_eq!(this["state"], "ready", "{sample}");
+        assert!(this["lag"].is_u64(), "this node's engine lag: {sample}");
+        assert_eq!(this["subscribers"], subscribers, "{sample}");
+        assert_eq!(other["this"], false, "{sample}");
+        assert_eq!(other["state"], "ready", "{sample}");
+        assert!(
+            other["lag"].is_u64(),
+            "the other node's engine lag: {sample}"
+        );
+        assert_eq!(other["subscribers"], other_subscribers, "{sample}");
+        assert!(other["published_per_s"].is_f64(), "{sample}");
+        assert_eq!(other["version"], this["version"], "{sample}");
+        assert!(other["seen_s_ago"].as_f64().unwrap() < 15.0, "{sample}");
+        assert_ne!(this["id"], other["id"]);
+    }
+    assert_eq!(on_a["nodes"][0]["id"], on_b["nodes"][1]["id"]);
+    let log = on_a["history"]["log"].as_str().unwrap();
     assert!(
         log.contains("redis") || log.contains("nats"),
         "the shared log: {log}"
     );
+
+    // Nothing but what was published (and A's subscription events) reached
+    // the watcher: alive notes have no data.
+    let mut seen = 0;
+    while let support::Next::Event(event) = watcher.poll_within(QUIET).await {
+        assert!(!event.data.is_empty(), "a note was sent: {event:?}");
+        seen += usize::from(event.data.starts_with("from b "));
+    }
+    assert_eq!(seen, published, "every publication, and nothing else");
+    let mut replay = a.open("match=*", Some(&everything), Some("earliest")).await;
+    let mut replayed = 0;
+    while let support::Next::Event(event) = replay.poll_within(QUIET * 2).await {
+        assert!(!event.data.is_empty(), "a note was replayed: {event:?}");
+        replayed += usize::from(event.data.starts_with("from b "));
+    }
+    assert_eq!(replayed, published, "the replay holds no note either");
+
+    cluster.nodes[1].kill();
+    let a = &cluster.nodes[0];
+    let deadline = tokio::time::Instant::now() + LEASE + RENEW + PATIENCE;
+    let gone = loop {
+        let sample = first_sample(&a.origin, STATS, None).await.expect("A's");
+        if sample["nodes"][1]["state"] == "silent" {
+            break sample;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a killed node never turned silent: {sample}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let silent = &gone["nodes"][1];
+    assert!(
+        silent["seen_s_ago"].as_f64().unwrap() >= LEASE.as_secs_f64(),
+        "{gone}"
+    );
+    assert!(
+        silent["subscribers"].is_null() && silent["lag"].is_null(),
+        "a silent node's last figures no longer hold: {gone}"
+    );
+    assert_eq!(gone["nodes"][0]["state"], "ready", "{gone}");
 }

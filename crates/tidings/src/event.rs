@@ -54,8 +54,13 @@ pub(crate) enum PresenceNote {
     /// The subscription that is the event's first topic ended.
     Ended,
     /// `node` is alive and so are its subscriptions: a lease renewal in a
-    /// cluster, with no topic, so it is dispatched to nobody.
-    Alive { node: Arc<str> },
+    /// cluster, with no topic, so it is dispatched to nobody. `figures` is
+    /// the node's own statistics as JSON (`nodes.rs`), absent from notes of
+    /// older versions.
+    Alive {
+        node: Arc<str>,
+        figures: Option<Arc<str>>,
+    },
 }
 
 pub type SharedEvent = Arc<Event>;

@@ -6,7 +6,9 @@
 //! to dispatch. When the engine cannot be reached the node reports itself
 //! not ready, keeps its subscribers' streams open, and tries again with
 //! backoff; once the engine answers, it carries on from the last event it
-//! dispatched, so nothing appended in the meantime is skipped.
+//! dispatched, so nothing appended in the meantime is skipped. It also
+//! passes each batch to `Nodes::heard`, which keeps the other nodes' latest
+//! figures from their alive notes.
 
 use crate::dispatch::dispatch;
 use crate::history::{HistoryError, SharedLog};
@@ -18,7 +20,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Most events one read takes from the log.
-const BATCH: usize = 1024;
+pub(crate) const BATCH: usize = 1024;
 /// How long one read waits for the next event: also how soon a reset log
 /// is noticed while nothing is published.
 const WAIT: Duration = Duration::from_secs(1);
@@ -48,6 +50,7 @@ pub(crate) async fn follow(core: Weak<Core>, log: Arc<dyn SharedLog>, stop: Canc
                 }
                 let fresh = events.partition_point(|event| event.seq <= after);
                 dispatch(&core, &events[fresh..]);
+                core.nodes.heard(&events[fresh..]);
                 Ok(())
             }
             Err(error) => Err(error),

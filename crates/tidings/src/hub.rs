@@ -18,6 +18,7 @@ use crate::history::{HistoryError, Log};
 use crate::index::Index;
 use crate::matcher::{MatchKind, Matcher, MatcherError};
 use crate::metrics::Metrics;
+use crate::nodes::Nodes;
 use crate::outbox::{CloseReason, Push, Tick};
 use crate::presence::Presence;
 use crate::publish::Rejection;
@@ -51,6 +52,11 @@ pub(crate) struct Core {
     pub flusher: Arc<Flusher>,
     /// Active subscriptions; `None`, and free, when the feature is off.
     pub presence: Option<Presence>,
+    /// This process among the nodes of a cluster: new at every start.
+    pub node: Arc<str>,
+    pub started: Instant,
+    /// The other nodes of a cluster, as their alive notes describe them.
+    pub nodes: Nodes,
 }
 
 struct Shared {
@@ -112,13 +118,14 @@ impl Hub {
         let log = log.into();
         let auth = Authorizer::new(config.auth.clone(), &config.url).await?;
         let last = newest(&log).await?;
+        let node: Arc<str> = format!("urn:uuid:{}", uuid::Uuid::new_v4()).into();
         let (presence, announcements) = match config.subscriptions {
             true => {
                 let cursor = last
                     .as_ref()
                     .and_then(|(_, id)| id.as_deref())
                     .map(String::from);
-                let (presence, announcements) = Presence::new(config.path(), cursor);
+                let (presence, announcements) = Presence::new(config.path(), cursor, node.clone());
                 (Some(presence), Some(announcements))
             }
             false => (None, None),
@@ -131,6 +138,9 @@ impl Hub {
             flusher: Arc::default(),
             config,
             presence,
+            node,
+            started: Instant::now(),
+            nodes: Nodes::default(),
         });
         let jobs = crate::commit::start(&core).map_err(|e| crate::StartError::Io(e.to_string()))?;
         if let Some(announcements) = announcements {
@@ -145,9 +155,11 @@ impl Hub {
             if let Some(presence) = &core.presence {
                 let through = core.index.lock().last_dispatched();
                 presence.recall(&**log, through).await?;
-                let leases =
+            }
+            if core.presence.is_some() || core.config.stats != StatsAccess::Off {
+                let notes =
                     crate::lease::keep(Arc::downgrade(&core), jobs.downgrade(), shutdown.clone());
-                tokio::spawn(leases);
+                tokio::spawn(notes);
             }
             let follower =
                 crate::follow::follow(Arc::downgrade(&core), log.clone(), shutdown.clone());

@@ -27,6 +27,7 @@ mod lease;
 pub mod matcher;
 mod members;
 mod metrics;
+mod nodes;
 mod outbox;
 mod presence;
 pub mod publish;

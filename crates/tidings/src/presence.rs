@@ -54,7 +54,7 @@ pub(crate) struct Presence {
     registry: Mutex<Registry>,
     /// `{hub path}/subscriptions`, the root of every topic and API path.
     root: String,
-    /// This process among the nodes of a cluster: new at every start.
+    /// This process among the nodes of a cluster.
     node: Arc<str>,
     /// Cancelled once shutdown has announced every end and closed the streams.
     farewell_done: CancellationToken,
@@ -104,8 +104,13 @@ pub(crate) enum Selection {
 impl Presence {
     /// The feature's state, and the receiving end [`announce`] drains.
     /// `hub_path` is the path of the hub's URL; `cursor` the id of the last
-    /// event in history, if any.
-    pub(crate) fn new(hub_path: &str, cursor: Option<String>) -> (Presence, Receiver) {
+    /// event in history, if any; `node` this process among the nodes of a
+    /// cluster.
+    pub(crate) fn new(
+        hub_path: &str,
+        cursor: Option<String>,
+        node: Arc<str>,
+    ) -> (Presence, Receiver) {
         let (announcements, receiver) = mpsc::unbounded_channel();
         let presence = Presence {
             announcements,
@@ -116,7 +121,7 @@ impl Presence {
                 cursor: cursor.unwrap_or_else(|| "earliest".into()).into(),
             }),
             root: format!("{}/subscriptions", hub_path.trim_end_matches('/')),
-            node: format!("urn:uuid:{}", uuid::Uuid::new_v4()).into(),
+            node,
             farewell_done: CancellationToken::new(),
         };
         (presence, Receiver(receiver))
@@ -125,10 +130,6 @@ impl Presence {
     /// `{hub path}/subscriptions`.
     pub(crate) fn root(&self) -> &str {
         &self.root
-    }
-
-    pub(crate) fn node(&self) -> &Arc<str> {
-        &self.node
     }
 
     /// Announces a new subscription. Called with the index lock held, right
@@ -185,7 +186,7 @@ impl Presence {
                     registry.documents.remove(id);
                     registry.owners.remove(id);
                 }
-                (PresenceNote::Alive { node }, _) => {
+                (PresenceNote::Alive { node, .. }, _) => {
                     registry.seen.insert(node.clone(), now);
                 }
                 _ => {}
@@ -245,22 +246,6 @@ impl Presence {
                 }
             })
             .collect()
-    }
-
-    /// The other nodes heard from and not yet found silent, each with the
-    /// time since its last note, most recently heard first.
-    pub(crate) fn other_nodes(&self) -> Vec<(Arc<str>, Duration)> {
-        let now = Instant::now();
-        let mut nodes: Vec<(Arc<str>, Duration)> = self
-            .registry
-            .lock()
-            .seen
-            .iter()
-            .filter(|(node, _)| **node != self.node)
-            .map(|(node, seen)| (node.clone(), now - *seen))
-            .collect();
-        nodes.sort_by_key(|(_, silent)| *silent);
-        nodes
     }
 
     /// The documents at `path` (a canonical API path, see [`canonical`]) and
@@ -495,7 +480,7 @@ mod tests {
     use url::Url;
 
     fn presence() -> Presence {
-        Presence::new("/.well-known/mercure", None).0
+        Presence::new("/.well-known/mercure", None, "urn:uuid:n".into()).0
     }
 
     fn matcher(kind: MatchKind, source: &str) -> Matcher {
@@ -526,7 +511,7 @@ mod tests {
             note,
             PresenceNote::Started {
                 document: Arc::from(update.data.as_str()),
-                node: presence.node().clone(),
+                node: Arc::from("urn:uuid:n"),
             }
         );
     }

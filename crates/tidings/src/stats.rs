@@ -6,10 +6,15 @@
 //! already keep, so the hot paths pay nothing more (the slowest publish is
 //! one `fetch_max`). While nobody watches it only remembers the counters;
 //! a cluster node asks its engine for the head of the log, to tell how far
-//! behind it is, only when somebody does.
+//! behind it is, only when somebody does. The other nodes of a cluster are
+//! shown with the figures their alive notes last carried (`nodes.rs`).
 
+use crate::follow::BATCH;
 use crate::history::Log;
 use crate::hub::Core;
+use crate::lease::LEASE;
+use crate::metrics::Metrics;
+use crate::nodes::{Figures, Heard};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -60,26 +65,86 @@ struct HistoryFigures {
     retain_age_s: Option<u64>,
 }
 
+/// One node: this one as of this sample, another as of its last alive note.
 #[derive(Serialize)]
 struct NodeRow {
-    /// The node's identifier in the cluster (`this node` without one).
+    /// The node's identifier in the cluster.
     id: String,
     this: bool,
-    /// `ready`, `engine unreachable` or `shutting down` for this node;
-    /// `alive` for another one heard from within its lease.
-    state: &'static str,
-    /// Events of the shared log this node has not dispatched yet.
+    /// The node's own state (see [`state`]); for another node `silent` once
+    /// unheard for a lease, or `alive` when it tells no state (its version
+    /// or its `--stats off` sends no figures).
+    state: String,
+    /// Events of the shared log the node has not dispatched yet.
     lag: Option<u64>,
-    /// Seconds since another node's last lease note.
+    subscribers: Option<i64>,
+    subscriptions: Option<i64>,
+    published_per_s: Option<f64>,
+    delivered_per_s: Option<f64>,
+    publish_ms_mean: Option<f64>,
+    uptime_s: Option<u64>,
+    version: Option<String>,
+    /// Seconds since another node's last note.
     seen_s_ago: Option<f64>,
 }
 
-/// The counters one sample is compared with.
-struct Previous {
+impl NodeRow {
+    fn this(id: &str, figures: &Figures) -> NodeRow {
+        NodeRow::new(id, true, figures.state.clone(), Some(figures), None)
+    }
+
+    /// A silent node's last figures are not shown: they no longer hold.
+    fn other(heard: Heard) -> NodeRow {
+        let seen = Some((heard.ago.as_secs_f64() * 10.0).round() / 10.0);
+        let (state, figures) = match &heard.figures {
+            _ if heard.ago >= LEASE => ("silent".to_string(), None),
+            Some(figures) if !figures.state.is_empty() => (figures.state.clone(), Some(figures)),
+            _ => ("alive".to_string(), heard.figures.as_ref()),
+        };
+        NodeRow::new(&heard.node, false, state, figures, seen)
+    }
+
+    fn new(
+        id: &str,
+        this: bool,
+        state: String,
+        figures: Option<&Figures>,
+        seen_s_ago: Option<f64>,
+    ) -> NodeRow {
+        NodeRow {
+            id: id.to_string(),
+            this,
+            state,
+            lag: figures.and_then(|f| f.lag),
+            subscribers: figures.map(|f| f.subscribers),
+            subscriptions: figures.map(|f| f.subscriptions),
+            published_per_s: figures.map(|f| f.published_per_s),
+            delivered_per_s: figures.map(|f| f.delivered_per_s),
+            publish_ms_mean: figures.and_then(|f| f.publish_ms_mean),
+            uptime_s: figures.map(|f| f.uptime_s),
+            version: figures.map(|f| f.version.clone()),
+            seen_s_ago,
+        }
+    }
+}
+
+/// The counters the figures of an interval are computed from.
+pub(crate) struct Counters {
     at: Instant,
     published: u64,
     delivered: u64,
     publish_us: u64,
+}
+
+impl Counters {
+    pub(crate) fn read(metrics: &Metrics) -> Counters {
+        Counters {
+            at: Instant::now(),
+            published: metrics.published.get(),
+            delivered: metrics.delivered.get(),
+            publish_us: metrics.publish_latency.total_us(),
+        }
+    }
 }
 
 /// Starts sampling `core` until `stop`; returns where samples are read.
@@ -94,30 +159,23 @@ async fn sample_loop(
     sender: watch::Sender<Option<Arc<str>>>,
     stop: CancellationToken,
 ) {
-    let started = Instant::now();
     let mut ticker = tokio::time::interval(EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut previous: Option<Previous> = None;
+    let mut previous: Option<Counters> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.cancelled() => return,
         }
         let Some(core) = core.upgrade() else { return };
-        let metrics = &core.metrics;
-        let now = Previous {
-            at: Instant::now(),
-            published: metrics.published.get(),
-            delivered: metrics.delivered.get(),
-            publish_us: metrics.publish_latency.total_us(),
-        };
-        let slowest_us = metrics.publish_latency.take_slowest_us();
+        let now = Counters::read(&core.metrics);
+        let slowest_us = core.metrics.publish_latency.take_slowest_us();
         // The one receiver is the hub's own: nobody watches, and the next
         // watcher must not be sent a stale sample.
         if sender.receiver_count() <= 1 {
             sender.send_if_modified(|sample| sample.take().is_some());
         } else if let Some(before) = &previous {
-            let sample = take(&core, before, &now, slowest_us, started, &stop).await;
+            let sample = take(&core, before, &now, slowest_us, &stop).await;
             let text = serde_json::to_string(&sample).expect("a sample serializes");
             sender.send_replace(Some(text.into()));
         }
@@ -127,35 +185,37 @@ async fn sample_loop(
 
 async fn take(
     core: &Core,
-    before: &Previous,
-    now: &Previous,
+    before: &Counters,
+    now: &Counters,
     slowest_us: u64,
-    started: Instant,
     stop: &CancellationToken,
 ) -> Sample {
-    let metrics = &core.metrics;
-    let seconds = (now.at - before.at).as_secs_f64().max(0.001);
-    let publishes = now.published.saturating_sub(before.published);
+    let this = figures(core, before, now, stop).await;
     let stats = core.log.stats();
     let retention = core.config.retention;
+    let mut nodes = vec![NodeRow::this(&core.node, &this)];
+    nodes.extend(
+        core.nodes
+            .others(&core.node)
+            .into_iter()
+            .map(NodeRow::other),
+    );
     Sample {
         version: env!("CARGO_PKG_VERSION"),
         time_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
-        uptime_s: started.elapsed().as_secs(),
-        subscribers: metrics.subscribers.get(),
-        subscriptions: metrics.subscriptions.get(),
-        published_per_s: now.published.saturating_sub(before.published) as f64 / seconds,
-        delivered_per_s: now.delivered.saturating_sub(before.delivered) as f64 / seconds,
+        uptime_s: this.uptime_s,
+        subscribers: this.subscribers,
+        subscriptions: this.subscriptions,
+        published_per_s: this.published_per_s,
+        delivered_per_s: this.delivered_per_s,
         published_total: now.published,
         delivered_total: now.delivered,
-        slow_disconnects_total: metrics.slow_disconnects.get(),
-        refused_total: metrics.refused.get(),
-        publish_ms_mean: (publishes > 0).then(|| {
-            now.publish_us.saturating_sub(before.publish_us) as f64 / 1000.0 / publishes as f64
-        }),
-        publish_ms_max: (publishes > 0).then(|| slowest_us as f64 / 1000.0),
+        slow_disconnects_total: this.slow_disconnects_total,
+        refused_total: core.metrics.refused.get(),
+        publish_ms_mean: this.publish_ms_mean,
+        publish_ms_max: this.publish_ms_mean.map(|_| slowest_us as f64 / 1000.0),
         history: HistoryFigures {
             log: match &core.log {
                 Log::Local(_) => "local".into(),
@@ -167,51 +227,63 @@ async fn take(
             retain_bytes: retention.bytes,
             retain_age_s: retention.age.map(|age| age.as_secs()),
         },
-        nodes: nodes(core, stop).await,
+        nodes,
     }
 }
 
-/// This node's row, then one per other node known alive.
-async fn nodes(core: &Core, stop: &CancellationToken) -> Vec<NodeRow> {
-    let presence = core.presence.as_ref();
-    let reachable = core.engine_reachable.load(Ordering::Relaxed);
-    let lag = match &core.log {
-        Log::Local(_) => None,
-        Log::Shared(log) if reachable => {
-            match tokio::time::timeout(ENGINE_WAIT, log.last()).await {
-                Ok(Ok(head)) => Some(head.saturating_sub(core.index.lock().last_dispatched())),
-                _ => None,
-            }
-        }
-        Log::Shared(_) => None,
+/// This node's figures over the interval from `before` to `now`: what its
+/// statistics show and what its alive notes tell the other nodes.
+pub(crate) async fn figures(
+    core: &Core,
+    before: &Counters,
+    now: &Counters,
+    stop: &CancellationToken,
+) -> Figures {
+    let metrics = &core.metrics;
+    let seconds = (now.at - before.at).as_secs_f64().max(0.001);
+    let publishes = now.published.saturating_sub(before.published);
+    let lag = lag(core).await;
+    Figures {
+        state: state(core, lag, stop).into(),
+        lag,
+        subscribers: metrics.subscribers.get(),
+        subscriptions: metrics.subscriptions.get(),
+        published_per_s: publishes as f64 / seconds,
+        delivered_per_s: now.delivered.saturating_sub(before.delivered) as f64 / seconds,
+        publish_ms_mean: (publishes > 0).then(|| {
+            now.publish_us.saturating_sub(before.publish_us) as f64 / 1000.0 / publishes as f64
+        }),
+        slow_disconnects_total: metrics.slow_disconnects.get(),
+        uptime_s: core.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// Events of the shared log this node has not dispatched yet; `None` on a
+/// local log, or when the engine does not tell.
+async fn lag(core: &Core) -> Option<u64> {
+    let Log::Shared(log) = &core.log else {
+        return None;
     };
-    let state = if stop.is_cancelled() {
+    if !core.engine_reachable.load(Ordering::Relaxed) {
+        return None;
+    }
+    match tokio::time::timeout(ENGINE_WAIT, log.last()).await {
+        Ok(Ok(head)) => Some(head.saturating_sub(core.index.lock().last_dispatched())),
+        _ => None,
+    }
+}
+
+/// `shutting down`, `engine unreachable`, `behind` (more of the log to
+/// dispatch than the follower reads at once), or `ready`.
+fn state(core: &Core, lag: Option<u64>, stop: &CancellationToken) -> &'static str {
+    if stop.is_cancelled() {
         "shutting down"
-    } else if !reachable {
+    } else if !core.engine_reachable.load(Ordering::Relaxed) {
         "engine unreachable"
+    } else if lag.is_some_and(|lag| lag >= BATCH as u64) {
+        "behind"
     } else {
         "ready"
-    };
-    let mut rows = vec![NodeRow {
-        id: presence.map_or_else(|| "this node".into(), |p| p.node().to_string()),
-        this: true,
-        state,
-        lag,
-        seen_s_ago: None,
-    }];
-    if let Some(presence) = presence {
-        rows.extend(
-            presence
-                .other_nodes()
-                .into_iter()
-                .map(|(id, silent)| NodeRow {
-                    id: id.to_string(),
-                    this: false,
-                    state: "alive",
-                    lag: None,
-                    seen_s_ago: Some((silent.as_secs_f64() * 10.0).round() / 10.0),
-                }),
-        );
     }
-    rows
 }

@@ -13,12 +13,18 @@ const PRIVATE: u8 = 1;
 const STARTED: u8 = 2;
 const ENDED: u8 = 4;
 const ALIVE: u8 = 8;
+/// With `ALIVE`: the node's figures follow its id. A reader that does not
+/// know this bit (versions before it) reads the figures as the start of the
+/// frame, which an alive note never sends anyone: the note stays a plain
+/// alive note to it, so the layout needs no new format.
+const FIGURES: u8 = 16;
 
 /// Record layout, little-endian: format (1 byte), append time in Unix
 /// milliseconds (8), flags (1), id length (4) and id, topic count (4) and
 /// each topic as length (4) and bytes, then for a presence note its strings
-/// (a started subscription's document and node, an alive node) each as
-/// length (4) and bytes, then the frame to the end.
+/// (a started subscription's document and node, an alive node and, with
+/// `FIGURES`, its figures) each as length (4) and bytes, then the frame to
+/// the end.
 pub(crate) fn encode(event: &Event, appended_ms: u64) -> Vec<u8> {
     let topics: usize = event.topics.iter().map(|t| 4 + t.len()).sum();
     let mut out = Vec::with_capacity(18 + event.id.len() + topics + event.frame.len());
@@ -28,7 +34,10 @@ pub(crate) fn encode(event: &Event, appended_ms: u64) -> Vec<u8> {
         None => 0,
         Some(PresenceNote::Started { .. }) => STARTED,
         Some(PresenceNote::Ended) => ENDED,
-        Some(PresenceNote::Alive { .. }) => ALIVE,
+        Some(PresenceNote::Alive { figures: None, .. }) => ALIVE,
+        Some(PresenceNote::Alive {
+            figures: Some(_), ..
+        }) => ALIVE | FIGURES,
     };
     out.push(if event.private { PRIVATE } else { 0 } | note);
     put_str(&mut out, &event.id);
@@ -41,7 +50,12 @@ pub(crate) fn encode(event: &Event, appended_ms: u64) -> Vec<u8> {
             put_str(&mut out, document);
             put_str(&mut out, node);
         }
-        Some(PresenceNote::Alive { node }) => put_str(&mut out, node),
+        Some(PresenceNote::Alive { node, figures }) => {
+            put_str(&mut out, node);
+            if let Some(figures) = figures {
+                put_str(&mut out, figures);
+            }
+        }
         Some(PresenceNote::Ended) | None => {}
     }
     out.extend_from_slice(&event.frame);
@@ -86,9 +100,12 @@ pub(crate) fn decode(seq: u64, record: &[u8]) -> Option<Event> {
     } else if flags & ENDED != 0 {
         Some(PresenceNote::Ended)
     } else if flags & ALIVE != 0 {
-        Some(PresenceNote::Alive {
-            node: reader.str()?.into(),
-        })
+        let node = reader.str()?.into();
+        let figures = match flags & FIGURES {
+            0 => None,
+            _ => Some(reader.str()?.into()),
+        };
+        Some(PresenceNote::Alive { node, figures })
     } else {
         None
     };
@@ -160,6 +177,11 @@ mod tests {
             Some(PresenceNote::Ended),
             Some(PresenceNote::Alive {
                 node: Arc::from("n2"),
+                figures: None,
+            }),
+            Some(PresenceNote::Alive {
+                node: Arc::from("n3"),
+                figures: Some(Arc::from("{\"subscribers\":3}")),
             }),
         ] {
             let mut event = Event::from_update(7, "urn:uuid:x".into(), &update);
@@ -183,11 +205,67 @@ mod tests {
         let mut event = Event::from_update(1, "i".into(), &Update::new("t", "x"));
         event.presence = Some(PresenceNote::Alive {
             node: Arc::from("node"),
+            figures: Some(Arc::from("{}")),
         });
         let record = encode(&event, 0);
-        let topics_end = record.len() - event.frame.len() - "node".len() - 4;
+        let topics_end = record.len() - event.frame.len() - "node{}".len() - 8;
         for cut in 0..topics_end + 2 {
             assert!(decode(1, &record[..cut]).is_none(), "cut at {cut}");
         }
+    }
+
+    /// An alive note as versions before figures wrote it: the same bytes as
+    /// one encoded now without figures.
+    #[test]
+    fn an_alive_note_of_an_older_version_reads_back_without_figures() {
+        let old: Vec<u8> = [
+            &[RECORD_FORMAT][..],
+            &42u64.to_le_bytes(),
+            &[PRIVATE | ALIVE],
+            &1u32.to_le_bytes(),
+            b"i",
+            &0u32.to_le_bytes(),
+            &2u32.to_le_bytes(),
+            b"n1",
+            b"id: i\n\n",
+        ]
+        .concat();
+        let event = decode(1, &old).expect("decodes");
+        let note = Some(PresenceNote::Alive {
+            node: Arc::from("n1"),
+            figures: None,
+        });
+        assert_eq!(event.presence, note);
+        assert_eq!(&event.frame[..], b"id: i\n\n");
+        let mut again = Event::from_update(1, "i".into(), &Update::default());
+        again.frame = event.frame.clone();
+        again.presence = note;
+        again.private = true;
+        assert_eq!(encode(&again, 42), old);
+    }
+
+    /// A node of an older version knows no `FIGURES` bit: what it reads of a
+    /// note with figures is what this decoder reads with the bit cleared, a
+    /// plain alive note from the same node whose frame, never sent to
+    /// anyone, starts with the figures.
+    #[test]
+    fn an_older_version_reads_a_note_with_figures_as_an_alive_note() {
+        let mut event = Event::from_update(3, "i".into(), &Update::default());
+        event.private = true;
+        event.presence = Some(PresenceNote::Alive {
+            node: Arc::from("n1"),
+            figures: Some(Arc::from("{\"lag\":0}")),
+        });
+        let mut record = encode(&event, 42);
+        record[9] &= !FIGURES;
+        let old_view = decode(3, &record).expect("decodes");
+        assert_eq!(
+            old_view.presence,
+            Some(PresenceNote::Alive {
+                node: Arc::from("n1"),
+                figures: None,
+            })
+        );
+        assert!(old_view.topics.is_empty() && old_view.private);
     }
 }

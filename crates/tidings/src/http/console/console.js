@@ -139,6 +139,11 @@ const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 const precise = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 
+/** A figure with its unit, or a dash when a node does not tell it. */
+function figure(value, format, unit) {
+  return value === null || value === undefined ? '–' : `${format.format(value)}${unit}`;
+}
+
 function bytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let unit = 0;
@@ -218,7 +223,10 @@ function render(sample) {
     row.append(
       el('td', 'mono', node.this ? `${node.id} (this node)` : node.id),
       el('td', node.state === 'ready' || node.state === 'alive' ? '' : 'bad', node.state),
-      el('td', '', node.lag === null ? '–' : `${integer.format(node.lag)} events`),
+      el('td', '', figure(node.lag, integer, ' events')),
+      el('td', '', figure(node.subscribers, integer, '')),
+      el('td', '', figure(node.published_per_s, decimal, '/s')),
+      el('td', '', figure(node.delivered_per_s, decimal, '/s')),
       el('td', '', node.seen_s_ago === null ? 'now' : `${decimal.format(node.seen_s_ago)} s ago`),
     );
     return row;
