@@ -24,11 +24,20 @@ async fn health_readiness_page_and_metrics() {
     let mut stream = opened(&hub.subscribe_url("match=m")).await;
     hub.publish("m", "x").await;
     stream.next().await;
-    let metrics = get(&format!("{}/metrics", hub.origin))
-        .await
-        .text()
-        .await
-        .unwrap();
+    // Dispatch counts a delivery once it has handed the event to every
+    // subscriber, which may be just after this one read it.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = get(&format!("{}/metrics", hub.origin))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("tidings_updates_delivered_total 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for line in [
         "tidings_subscribers 1",
         "tidings_subscriptions 1",
