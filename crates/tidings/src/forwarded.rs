@@ -94,9 +94,7 @@ fn node(text: &str) -> Option<IpAddr> {
 /// IPv4 addresses mapped into IPv6 (a dual-stack socket's peers) as IPv4.
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -136,10 +134,7 @@ mod tests {
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_claims() {
         let trusted = proxies(&["10.0.0.0/8"]);
-        let claims = headers(&[
-            ("x-forwarded-for", "1.2.3.4"),
-            ("forwarded", "for=5.6.7.8"),
-        ]);
+        let claims = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
         assert_eq!(trusted.client(ip("192.0.2.9"), &claims), ip("192.0.2.9"));
         assert_eq!(
             TrustedProxies::default().client(ip("10.0.0.1"), &claims),
@@ -176,10 +171,7 @@ mod tests {
             "for=6.6.6.6, For=\"[2001:db8:cafe::17]:4711\";proto=https, for=10.2.2.2;by=10.0.0.1",
         )]);
         assert_eq!(trusted.client(peer, &forwarded), ip("2001:db8:cafe::17"));
-        let both = headers(&[
-            ("forwarded", "for=6.6.6.6"),
-            ("x-forwarded-for", "1.2.3.4"),
-        ]);
+        let both = headers(&[("forwarded", "for=6.6.6.6"), ("x-forwarded-for", "1.2.3.4")]);
         assert_eq!(trusted.client(peer, &both), ip("1.2.3.4"));
         let mapped = proxies(&["127.0.0.1/32"]);
         assert!(mapped.contains(ip("::ffff:127.0.0.1")));

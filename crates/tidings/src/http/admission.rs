@@ -47,13 +47,13 @@ pub struct Admission {
 impl Admission {
     pub fn new(config: &HubConfig) -> Admission {
         let limits = &config.limits;
-        let publish_rate = limits
-            .publish_rate
-            .and_then(NonZeroU32::new)
-            .map(|rate| {
-                let burst = limits.publish_burst.and_then(NonZeroU32::new).unwrap_or(rate);
-                PublishRate::new(rate, burst)
-            });
+        let publish_rate = limits.publish_rate.and_then(NonZeroU32::new).map(|rate| {
+            let burst = limits
+                .publish_burst
+                .and_then(NonZeroU32::new)
+                .unwrap_or(rate);
+            PublishRate::new(rate, burst)
+        });
         Admission {
             trusted: TrustedProxies::new(config.trusted_proxies.clone()),
             per_ip: limits.connections_per_ip.map(ConnectionsPerIp::new),

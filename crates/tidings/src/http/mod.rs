@@ -103,7 +103,10 @@ pub(crate) fn standalone(http: Arc<HubHttp>) -> Router {
     }
     protocol(http.clone())
         .merge(operations.with_state(http.clone()))
-        .layer(axum::middleware::from_fn_with_state(http, admission::per_ip))
+        .layer(axum::middleware::from_fn_with_state(
+            http,
+            admission::per_ip,
+        ))
 }
 
 /// The hub URL: GET and QUERY subscribe, POST publishes, OPTIONS preflights.

@@ -152,7 +152,10 @@ fn exchange(
         request.extensions_mut().insert(peer);
         return exchange_uncounted(request, respond, http, service);
     }
-    match http.admission.request(&peer, request.headers(), http.hub.metrics()) {
+    match http
+        .admission
+        .request(&peer, request.headers(), http.hub.metrics())
+    {
         Err(reply) => Some(Exchange::Other(Box::pin(send_reply(respond, reply)))),
         Ok(None) => exchange_uncounted(request, respond, http, service),
         // Counted for as long as the stream lasts: an allocation only for

@@ -11,11 +11,11 @@ pub(crate) use stall::StallWatch;
 use crate::forwarded::Peer;
 use crate::http::HubHttp;
 use crate::hub::Hub;
-use stall::Watched;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use stall::Watched;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -133,11 +133,14 @@ where
 {
     let watch = StallWatch::default();
     let stream = Watched::new(stream, watch.clone());
-    let router = tower::ServiceExt::map_request(router, move |mut request: http::Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(peer);
-        request.extensions_mut().insert(watch.clone());
-        request
-    });
+    let router = tower::ServiceExt::map_request(
+        router,
+        move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(peer);
+            request.extensions_mut().insert(watch.clone());
+            request
+        },
+    );
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -49,11 +49,15 @@ impl<I> Watched<I> {
         Watched { io, watch }
     }
 
-    fn give_up_if_overflowed<T>(&self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn give_up_if_overflowed<T>(
+        &self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match polled {
-            Poll::Pending if self.watch.overflowed(cx) => Poll::Ready(Err(io::Error::other(
-                "slow consumer: its queue overflowed",
-            ))),
+            Poll::Pending if self.watch.overflowed(cx) => {
+                Poll::Ready(Err(io::Error::other("slow consumer: its queue overflowed")))
+            }
             other => other,
         }
     }
