@@ -163,7 +163,7 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publish_rate: Option<u32>,
     /// Publications allowed at once above --publish-rate [default: the rate].
-    #[arg(long, env = "TIDINGS_PUBLISH_BURST", requires = "publish_rate")]
+    #[arg(long, env = "TIDINGS_PUBLISH_BURST")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publish_burst: Option<u32>,
     /// How long a connection may take to send a request head, TLS
@@ -285,6 +285,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         at_least_one("--max-connections-per-ip", args.max_connections_per_ip)?;
     config.limits.publish_rate = at_least_one("--publish-rate", args.publish_rate)?;
     config.limits.publish_burst = at_least_one("--publish-burst", args.publish_burst)?;
+    if args.publish_burst.is_some() && args.publish_rate.is_none() {
+        bail!("--publish-burst needs --publish-rate");
+    }
     config.trusted_proxies = trusted_proxies(args.trusted_proxies.as_deref().unwrap_or_default())?;
     let (log, store) = history(&args).await?;
     let hub = Hub::start(config, log)

@@ -278,6 +278,7 @@ fn head_with(headers: HeaderMap) -> Response<()> {
 
 fn head_of(reply: &Reply) -> Response<()> {
     let mut head = head_with(reply.headers.clone());
+    strip_connection_headers(head.headers_mut());
     *head.status_mut() = reply.status;
     head.headers_mut()
         .insert(header::CONTENT_LENGTH, reply.body.len().into());
