@@ -94,7 +94,7 @@ impl Admission {
         metrics: &Metrics,
     ) -> Result<Option<IpSlot>, Reply> {
         if peer.refused {
-            return Err(self.per_ip_refusal());
+            return Err(self.per_ip_refusal(true));
         }
         let Some(table) = self.per_ip.as_ref().filter(|_| peer.proxy) else {
             return Ok(None);
@@ -104,7 +104,8 @@ impl Admission {
             Some(slot) => Ok(Some(slot)),
             None => {
                 self.count_refusal(client, metrics);
-                Err(self.per_ip_refusal())
+                // The proxy's connection serves others: it stays.
+                Err(self.per_ip_refusal(false))
             }
         }
     }
@@ -122,16 +123,18 @@ impl Admission {
         }
     }
 
-    fn per_ip_refusal(&self) -> Reply {
+    /// The 429; with `close`, the connection goes too: it is one too many.
+    fn per_ip_refusal(&self, close: bool) -> Reply {
         let limit = self.per_ip.as_ref().map_or(0, |t| t.limit());
         let mut reply = too_many(
             format!("this address already holds the hub's limit of {limit} connections"),
             PER_IP_RETRY_AFTER,
         );
-        // The connection goes too: it is one too many.
-        reply
-            .headers
-            .insert(CONNECTION, HeaderValue::from_static("close"));
+        if close {
+            reply
+                .headers
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         reply
     }
 
