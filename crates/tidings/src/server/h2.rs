@@ -136,9 +136,8 @@ where
     }
 }
 
-/// Starts the exchange for one request. A GET event stream is opened and
-/// its head sent here, leaving only a small pump; a QUERY one once its body
-/// is read; anything else goes through the router.
+/// Starts the exchange for one request, after the per-address limit
+/// (`--max-connections-per-ip`) has had its say.
 fn exchange(
     mut request: Request<RecvStream>,
     respond: SendResponse<Bytes>,
@@ -169,6 +168,9 @@ fn exchange(
     }
 }
 
+/// The exchange proper. A GET event stream is opened and its head sent
+/// here, leaving only a small pump; a QUERY one once its body is read;
+/// anything else goes through the router.
 fn exchange_uncounted(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
