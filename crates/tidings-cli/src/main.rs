@@ -2,6 +2,7 @@
 //! watch a hub's statistics.
 
 mod client;
+mod logs;
 mod publish;
 mod serve;
 mod sse;

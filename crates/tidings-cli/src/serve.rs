@@ -147,6 +147,25 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_MAX_CONNECTIONS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Connections one client address may hold at once (IPv6: one /64); more are answered 429
+    /// with Retry-After [default: no limit].
+    #[arg(long, env = "TIDINGS_MAX_CONNECTIONS_PER_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<u32>,
+    /// Proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For or Forwarded
+    /// header gives the client address; from any other peer these headers are ignored.
+    #[arg(long, env = "TIDINGS_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Publications per second allowed to one token subject and to one client address; more
+    /// are answered 429 with Retry-After [default: no limit].
+    #[arg(long, env = "TIDINGS_PUBLISH_RATE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_rate: Option<u32>,
+    /// Publications allowed at once above --publish-rate [default: the rate].
+    #[arg(long, env = "TIDINGS_PUBLISH_BURST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_burst: Option<u32>,
     /// How long a connection may take to send a request head, TLS
     /// handshake included, and to start its next request when kept alive;
     /// how long an HTTP/2 connection may go without a stream [default: 60s].
@@ -208,7 +227,7 @@ impl ServeArgs {
 
 /// Runs a hub with settings already merged ([`ServeArgs::merged`]).
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logs(&args)?;
+    crate::logs::init(args.log.as_deref(), args.log_format.as_deref())?;
     let listen = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -262,6 +281,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(head_timeout) = duration(&args.head_timeout)? {
         config.limits.head_timeout = head_timeout;
     }
+    config.limits.connections_per_ip =
+        at_least_one("--max-connections-per-ip", args.max_connections_per_ip)?;
+    config.limits.publish_rate = at_least_one("--publish-rate", args.publish_rate)?;
+    config.limits.publish_burst = at_least_one("--publish-burst", args.publish_burst)?;
+    if args.publish_burst.is_some() && args.publish_rate.is_none() {
+        bail!("--publish-burst needs --publish-rate");
+    }
+    config.trusted_proxies = trusted_proxies(args.trusted_proxies.as_deref().unwrap_or_default())?;
     let (log, store) = history(&args).await?;
     let hub = Hub::start(config, log)
         .await
@@ -294,6 +321,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn at_least_one(flag: &str, value: Option<u32>) -> anyhow::Result<Option<u32>> {
+    match value {
+        Some(0) => bail!("{flag} must be at least 1"),
+        value => Ok(value),
+    }
+}
+
+/// Addresses and CIDR networks: `10.0.0.0/8`, `::1`.
+fn trusted_proxies(list: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    list.iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!("--trusted-proxies: `{entry}` is not an address or a network")
+                })
+        })
+        .collect()
 }
 
 /// Open files kept back from subscribers.
@@ -508,20 +557,6 @@ fn duration(text: &Option<String>) -> anyhow::Result<Option<Duration>> {
     text.as_deref()
         .map(|t| parse_duration(t).map_err(anyhow::Error::msg))
         .transpose()
-}
-
-fn init_logs(args: &ServeArgs) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(args.log.as_deref().unwrap_or("info"))
-        .context("--log is not a valid filter")?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format.as_deref().unwrap_or("text") {
-        "text" => builder.init(),
-        "json" => builder.json().init(),
-        other => bail!("unknown log format `{other}` (use text or json)"),
-    }
-    Ok(())
 }
 
 async fn shutdown_signal() {

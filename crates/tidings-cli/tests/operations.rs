@@ -246,6 +246,109 @@ async fn a_stalled_reader_is_dropped_without_its_help() {
     drop(stalled);
 }
 
+/// Over TLS without HTTP/2 an event stream goes through hyper, which stops
+/// polling it once the client stops reading; the hub still notices its
+/// queue overflow and drops the connection, as on the other paths.
+#[tokio::test]
+async fn a_stalled_tls_http1_reader_is_dropped_without_its_help() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let hub = Hub::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--queue-events",
+        "16",
+        "--queue-bytes",
+        "65536",
+    ]);
+    assert!(hub.url.starts_with("https://127.0.0.1:"), "{}", hub.url);
+    let https = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let subscribers = || async {
+        let text = https
+            .get(format!("{}/metrics", hub.origin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("tidings_subscribers "))
+            .unwrap();
+        line["tidings_subscribers ".len()..]
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(generated.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let address = hub.origin.trim_start_matches("https://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A tiny receive window so the kernel cannot absorb the backlog.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(address).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut stalled = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(stalled.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    stalled
+        .write_all(b"GET /.well-known/mercure?match=stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 512];
+    let n = stalled.read(&mut head).await.unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    assert_eq!(subscribers().await, 1);
+
+    // From here on the client reads nothing.
+    let payload = "s".repeat(8000);
+    let token = hub.publisher_token();
+    for _ in 0..400 {
+        let body = format!("topic=stall&data={payload}");
+        assert_eq!(
+            support::post_form(&https, &hub.url, &token, body).await,
+            200
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while subscribers().await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled TLS connection is still held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stalled);
+}
+
 /// A connection that holds a descriptor without asking for anything, or
 /// sends its request head a byte at a time, is closed after
 /// `--head-timeout`; an open event stream is not.

@@ -3,6 +3,7 @@
 use crate::auth::AuthConfig;
 use crate::history::Retention;
 use crate::outbox::Bounds;
+use ipnet::IpNet;
 use serde::Deserialize;
 use std::time::Duration;
 use url::Url;
@@ -38,6 +39,9 @@ pub struct HubConfig {
     /// The bounds history was opened with, as the statistics report them;
     /// the store applies its own.
     pub retention: Retention,
+    /// Proxies whose `X-Forwarded-For` or `Forwarded` header tells the
+    /// client's address; from any other peer these headers are ignored.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Who may read the live statistics stream (`{hub path}/stats`).
@@ -85,6 +89,15 @@ pub struct Limits {
     /// and send a request head; a connection that holds a descriptor
     /// without asking for anything is closed after it.
     pub head_timeout: Duration,
+    /// Connections one client address may hold at once (IPv6: one /64);
+    /// more are answered 429. Behind a trusted proxy, the requests it
+    /// forwards for one client.
+    pub connections_per_ip: Option<u32>,
+    /// Publications per second allowed to one token subject and to one
+    /// client address, with `publish_burst` at once; more get 429.
+    pub publish_rate: Option<u32>,
+    /// Publications allowed at once above the rate [default: the rate].
+    pub publish_burst: Option<u32>,
 }
 
 impl Default for Limits {
@@ -96,6 +109,9 @@ impl Default for Limits {
             body: 1 << 20,
             connections: 1_000_000,
             head_timeout: Duration::from_secs(60),
+            connections_per_ip: None,
+            publish_rate: None,
+            publish_burst: None,
         }
     }
 }
@@ -122,6 +138,7 @@ impl HubConfig {
             console: true,
             stats: StatsAccess::Token,
             retention: Retention::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 

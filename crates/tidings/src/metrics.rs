@@ -17,6 +17,8 @@ pub struct Metrics {
     pub delivered: Counter,
     pub slow_disconnects: Counter,
     pub refused: Counter,
+    pub refused_per_ip: Counter,
+    pub publish_rate_limited: Counter,
     pub publish_seconds: Histogram,
     pub history_events: Gauge,
     pub history_bytes: Gauge,
@@ -60,6 +62,8 @@ impl Metrics {
             delivered: Counter::default(),
             slow_disconnects: Counter::default(),
             refused: Counter::default(),
+            refused_per_ip: Counter::default(),
+            publish_rate_limited: Counter::default(),
             publish_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             history_events: Gauge::default(),
             history_bytes: Gauge::default(),
@@ -95,6 +99,16 @@ impl Metrics {
             "connections_refused",
             "Subscriber connections refused by limits",
             metrics.refused.clone(),
+        );
+        registry.register(
+            "connections_refused_per_ip",
+            "Connections, and requests forwarded by trusted proxies, refused by --max-connections-per-ip",
+            metrics.refused_per_ip.clone(),
+        );
+        registry.register(
+            "publications_rate_limited",
+            "Publications refused by --publish-rate",
+            metrics.publish_rate_limited.clone(),
         );
         registry.register(
             "publish_duration_seconds",

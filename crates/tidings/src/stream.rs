@@ -91,6 +91,10 @@ impl EventStream {
         &self.subscriber.outbox
     }
 
+    pub(crate) fn subscriber(&self) -> &Arc<Subscriber> {
+        &self.subscriber
+    }
+
     /// The next frames to write, or `None` when the stream is over.
     pub fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Bytes>>> {
         loop {

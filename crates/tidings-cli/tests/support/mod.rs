@@ -78,8 +78,8 @@ impl Hub {
             .open(log)
             .expect("open the hub's log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tidings"));
-        // Plain text in the log file, no terminal colours.
-        command.args(args).env("NO_COLOR", "1");
+        // A file, not a terminal: plain text, without colours.
+        command.args(args);
         Hub::spawn_logging(command, Stdio::from(file), || {
             std::fs::read_to_string(log).unwrap_or_default()
         })
@@ -252,22 +252,30 @@ pub fn token(
     hub_url: &str,
     ttl: Option<Duration>,
 ) -> String {
+    let mut request = token_request(role, topics, hub_url);
+    request.generation = generation;
+    request.ttl = Some(ttl.unwrap_or(Duration::from_secs(3600)));
+    mint(&request, &KeySource::Secret(SECRET.into())).unwrap()
+}
+
+/// A draft-08 token for `hub_url`, valid an hour, with subject `test`;
+/// change what a test needs and mint it.
+pub fn token_request(role: Role, topics: &[&str], hub_url: &str) -> TokenRequest {
     let origin = url::Url::parse(hub_url)
         .unwrap()
         .origin()
         .ascii_serialization();
-    let request = TokenRequest {
-        generation,
+    TokenRequest {
+        generation: Generation::Draft08,
         role,
         topics: topics.iter().map(|t| t.to_string()).collect(),
-        ttl: Some(ttl.unwrap_or(Duration::from_secs(3600))),
+        ttl: Some(Duration::from_secs(3600)),
         issuer: origin,
         audience: hub_url.to_string(),
         subject: "test".into(),
         payload: None,
         algorithm: "HS256".parse().unwrap(),
-    };
-    mint(&request, &KeySource::Secret(SECRET.into())).unwrap()
+    }
 }
 
 /// Publishes a form body; returns the status.

@@ -6,6 +6,7 @@
 //! `tidings` binary serves it through [`crate::server`], which adds a
 //! lighter path for HTTP/1.1 event streams.
 
+pub(crate) mod admission;
 mod console;
 mod cors;
 mod details;
@@ -20,6 +21,7 @@ pub use reply::Reply;
 
 use crate::auth::AuthError;
 use crate::hub::Hub;
+use crate::server::StallWatch;
 use crate::stream::EventBody;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -37,6 +39,8 @@ pub struct HubHttp {
     /// Where that metadata is served.
     pub metadata_path: String,
     pub origin: String,
+    /// Limits on what one client may take.
+    pub(crate) admission: admission::Admission,
 }
 
 impl HubHttp {
@@ -45,6 +49,7 @@ impl HubHttp {
         let origin = url.origin().ascii_serialization();
         let metadata_path = format!("/.well-known/oauth-protected-resource{}", url.path());
         HubHttp {
+            admission: admission::Admission::new(hub.config()),
             resource_metadata: format!("{origin}{metadata_path}"),
             metadata_path,
             origin,
@@ -96,7 +101,12 @@ pub(crate) fn standalone(http: Arc<HubHttp>) -> Router {
             .route(console::STYLE_PATH, get(console::style))
             .route(&details::path(config.path()), any(details::serve));
     }
-    protocol(http.clone()).merge(operations.with_state(http))
+    protocol(http.clone())
+        .merge(operations.with_state(http.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            http,
+            admission::per_ip,
+        ))
 }
 
 /// The hub URL: GET and QUERY subscribe, POST publishes, OPTIONS preflights.
@@ -104,17 +114,27 @@ async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Res
     let (parts, body) = request.into_parts();
     let query = parts.uri.query().unwrap_or("").as_bytes().to_vec();
     match parts.method.as_str() {
-        "GET" => serve_stream(&http, &query, None, &parts.headers).await,
+        "GET" => serve_stream(&http, &query, None, &parts).await,
         "QUERY" => match read_body(body, http.hub.config().limits.body).await {
-            Ok(form) => serve_stream(&http, &query, Some(&form), &parts.headers).await,
+            Ok(form) => serve_stream(&http, &query, Some(&form), &parts).await,
             Err(reply) => reply.into_response(),
         },
-        "POST" => match read_body(body, http.hub.config().limits.body).await {
-            Ok(form) => publish::handle(&http, &parts.headers, &form)
-                .await
-                .into_response(),
-            Err(reply) => reply.into_response(),
-        },
+        "POST" => {
+            // The address's bucket first: a refused publisher costs neither
+            // reading its body nor verifying its token.
+            if let Some(client) = http.admission.client(&parts) {
+                let publisher = crate::publish_rate::Publisher::address(client);
+                if let Err(reply) = http.admission.publish(publisher, http.hub.metrics()) {
+                    return reply.into_response();
+                }
+            }
+            match read_body(body, http.hub.config().limits.body).await {
+                Ok(form) => publish::handle(&http, &parts.headers, &form)
+                    .await
+                    .into_response(),
+                Err(reply) => reply.into_response(),
+            }
+        }
         "OPTIONS" => {
             let mut headers = HeaderMap::new();
             cors::preflight(
@@ -142,10 +162,15 @@ async fn serve_stream(
     http: &HubHttp,
     query: &[u8],
     body: Option<&[u8]>,
-    headers: &HeaderMap,
+    request: &http::request::Parts,
 ) -> Response {
-    match subscribe::open(http, query, body, headers).await {
+    match subscribe::open(http, query, body, &request.headers).await {
         Ok(opened) => {
+            // On the hub's own hyper connections: tell the connection which
+            // queue to watch while a stalled client blocks its writes.
+            if let Some(watch) = request.extensions.get::<StallWatch>() {
+                watch.watch(&opened.stream);
+            }
             let mut response = Response::new(Body::new(EventBody::new(opened.stream)));
             *response.headers_mut() = opened.headers;
             response

@@ -5,6 +5,7 @@ use super::HubHttp;
 use crate::auth::{presented_token, AuthError, Role};
 use crate::hub::PublishError;
 use crate::publish::Rejection;
+use crate::publish_rate::Publisher;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
 
@@ -40,6 +41,10 @@ async fn publish(http: &HubHttp, headers: &HeaderMap, body: &[u8]) -> Result<Str
     let grants = auth
         .verify(&token, Role::Publisher)
         .map_err(|e| http.auth_reply(&e, "the access token is not valid"))?;
+    if let Some(subject) = &grants.subject {
+        let publisher = Publisher::Subject(subject.as_str().into());
+        http.admission.publish(publisher, http.hub.metrics())?;
+    }
     if let Some(kind) = headers.get(CONTENT_TYPE) {
         let form = kind
             .to_str()

@@ -8,9 +8,11 @@
 //! to hyper with the bytes already read put back in front.
 
 use super::rewind::Rewind;
+use crate::forwarded::Peer;
 use crate::http::subscribe;
 use crate::http::{HubHttp, Reply};
 use crate::outbox::Outbox;
+use crate::per_ip::IpSlot;
 use crate::stream::EventStream;
 use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -37,7 +39,15 @@ pub enum Route {
     Hyper(Rewind<TcpStream>),
 }
 
-pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
+/// Routes a fresh connection from `peer`. An event stream takes the
+/// connection's `slot` (its count under `--max-connections-per-ip`) with it,
+/// or, forwarded by a trusted proxy, a slot of its client's own.
+pub async fn route(
+    mut stream: TcpStream,
+    http: &HubHttp,
+    peer: Peer,
+    slot: &mut Option<IpSlot>,
+) -> io::Result<Route> {
     let mut head = Vec::with_capacity(1024);
     loop {
         if head.len() >= MAX_HEAD {
@@ -58,6 +68,13 @@ pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
             Parsed::EventStream { query, headers } => (query, headers),
         };
         drop(head);
+        let slot = match http.admission.request(&peer, &headers, http.hub.metrics()) {
+            Ok(own) => own.or_else(|| slot.take()),
+            Err(reply) => {
+                write_reply(&mut stream, reply).await?;
+                return Ok(Route::Served);
+            }
+        };
         match subscribe::open(http, query.as_bytes(), None, &headers).await {
             Err(reply) => {
                 write_reply(&mut stream, *reply).await?;
@@ -68,12 +85,15 @@ pub async fn route(mut stream: TcpStream, http: &HubHttp) -> io::Result<Route> {
                 let events = opened.stream;
                 stream.write_all(&response_head).await?;
                 // The stream gets a task of its own, holding only the socket
-                // and the subscription: nothing of the request survives.
-                tokio::spawn(async move {
-                    if let Err(error) = pump(stream, events).await {
-                        tracing::debug!(%error, "event stream ended with an error");
-                    }
-                });
+                // and the subscription (and, under a per-address limit, its
+                // count): nothing of the request survives.
+                match slot {
+                    None => tokio::spawn(pump_logged(stream, events)),
+                    Some(slot) => tokio::spawn(async move {
+                        pump_logged(stream, events).await;
+                        drop(slot);
+                    }),
+                };
                 return Ok(Route::Served);
             }
         }
@@ -134,6 +154,12 @@ fn header_map(raw: &[httparse::Header<'_>]) -> HeaderMap {
         }
     }
     headers
+}
+
+async fn pump_logged(socket: TcpStream, events: EventStream) {
+    if let Err(error) = pump(socket, events).await {
+        tracing::debug!(%error, "event stream ended with an error");
+    }
 }
 
 /// Writes the stream's batches until it ends or the client goes away.

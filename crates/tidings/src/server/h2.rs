@@ -7,6 +7,7 @@
 //! subscriber's queue and a small future. Other requests go through the
 //! same router as HTTP/1.1, with their bodies adapted to and from `h2`.
 
+use crate::forwarded::Peer;
 use crate::http::{read_body, subscribe, HubHttp, Reply};
 use crate::stream::{concat, EventStream};
 use axum::body::Body;
@@ -75,6 +76,7 @@ pub async fn serve<T>(
     io: T,
     http: Arc<HubHttp>,
     router: axum::Router,
+    peer: Peer,
     stopping: CancellationToken,
     idle_timeout: Duration,
 ) -> io::Result<()>
@@ -108,8 +110,14 @@ where
             Some(()) = exchanges.next(), if !exchanges.is_empty() => {}
             accepted = connection.accept() => match accepted {
                 Some(Ok((request, respond))) => {
-                    if let Some(exchange) = exchange(request, respond, &http, &service) {
+                    if let Some(exchange) = exchange(request, respond, &http, &service, peer) {
                         exchanges.push(exchange);
+                    }
+                    // A connection past the per-address limit is answered,
+                    // then closed.
+                    if peer.refused && !closing {
+                        closing = true;
+                        connection.graceful_shutdown();
                     }
                 }
                 Some(Err(error)) => return Err(into_io(error)),
@@ -128,10 +136,42 @@ where
     }
 }
 
-/// Starts the exchange for one request. A GET event stream is opened and
-/// its head sent here, leaving only a small pump; a QUERY one once its body
-/// is read; anything else goes through the router.
+/// Starts the exchange for one request, after the per-address limit
+/// (`--max-connections-per-ip`) has had its say.
 fn exchange(
+    mut request: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    http: &Arc<HubHttp>,
+    service: &TowerToHyperService<axum::Router>,
+    peer: Peer,
+) -> Option<Exchange> {
+    if !is_event_stream(&request, http) && !is_query_stream(&request, http) {
+        // The router applies the per-address limit itself
+        // (`admission::per_ip`).
+        request.extensions_mut().insert(peer);
+        return exchange_uncounted(request, respond, http, service);
+    }
+    match http
+        .admission
+        .request(&peer, request.headers(), http.hub.metrics())
+    {
+        Err(reply) => Some(Exchange::Other(Box::pin(send_reply(respond, reply)))),
+        Ok(None) => exchange_uncounted(request, respond, http, service),
+        // Counted for as long as the stream lasts: an allocation only for
+        // streams a trusted proxy forwards under a per-address limit.
+        Ok(Some(slot)) => exchange_uncounted(request, respond, http, service).map(|exchange| {
+            Exchange::Other(Box::pin(async move {
+                exchange.await;
+                drop(slot);
+            }))
+        }),
+    }
+}
+
+/// The exchange proper. A GET event stream is opened and its head sent
+/// here, leaving only a small pump; a QUERY one once its body is read;
+/// anything else goes through the router.
+fn exchange_uncounted(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     http: &Arc<HubHttp>,
@@ -240,6 +280,7 @@ fn head_with(headers: HeaderMap) -> Response<()> {
 
 fn head_of(reply: &Reply) -> Response<()> {
     let mut head = head_with(reply.headers.clone());
+    strip_connection_headers(head.headers_mut());
     *head.status_mut() = reply.status;
     head.headers_mut()
         .insert(header::CONTENT_LENGTH, reply.body.len().into());

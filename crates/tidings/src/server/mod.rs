@@ -4,13 +4,18 @@
 mod direct;
 mod h2;
 mod rewind;
+mod stall;
 
+pub(crate) use stall::StallWatch;
+
+use crate::forwarded::Peer;
 use crate::http::HubHttp;
 use crate::hub::Hub;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use stall::Watched;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -34,7 +39,7 @@ pub async fn serve(
     let mut spare = Spare::reserve();
     tokio::pin!(shutdown);
     loop {
-        let (socket, _) = tokio::select! {
+        let (socket, address) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -45,6 +50,10 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = socket.set_nodelay(true);
+        // Counted from here until the connection closes (a direct event
+        // stream takes the count with it); a connection over the limit is
+        // still served, with 429 to whatever it asks.
+        let (peer, mut slot) = http.admission.accept(address.ip(), hub.metrics());
         let http = http.clone();
         let router = router.clone();
         let tls = tls.clone();
@@ -55,24 +64,24 @@ pub async fn serve(
             let result = match tls {
                 Some(tls) => match timeout_as_error(head_timeout, tls.accept(socket)).await {
                     Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                        h2::serve(stream, http, router, stopping, head_timeout).await
+                        h2::serve(stream, http, router, peer, stopping, head_timeout).await
                     }
-                    Ok(stream) => serve_hyper(stream, router, watcher, head_timeout).await,
+                    Ok(stream) => serve_hyper(stream, router, peer, watcher, head_timeout).await,
                     Err(error) => Err(error),
                 },
                 // A connection still waiting for its first request when
                 // shutdown starts is closed: browsers keep such spares open,
                 // and shutdown must not wait for them.
                 None => match tokio::select! {
-                    routed = timeout_as_error(head_timeout, direct::route(socket, &http)) => routed,
+                    routed = timeout_as_error(head_timeout, direct::route(socket, &http, peer, &mut slot)) => routed,
                     _ = stopping.cancelled() => Ok(direct::Route::Served),
                 } {
                     Ok(direct::Route::Served) => Ok(()),
                     Ok(direct::Route::Http2(stream)) => {
-                        h2::serve(stream, http, router, stopping, head_timeout).await
+                        h2::serve(stream, http, router, peer, stopping, head_timeout).await
                     }
                     Ok(direct::Route::Hyper(stream)) => {
-                        serve_hyper(stream, router, watcher, head_timeout).await
+                        serve_hyper(stream, router, peer, watcher, head_timeout).await
                     }
                     Err(error) => Err(error),
                 },
@@ -80,6 +89,7 @@ pub async fn serve(
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -108,16 +118,29 @@ async fn timeout_as_error<T>(
 }
 
 /// Serves an HTTP/1.1 connection with hyper: every request that is not an
-/// event stream, and every request over TLS without HTTP/2.
+/// event stream, and every request over TLS without HTTP/2. Each request
+/// carries the connection's peer, and the watch that lets a stalled event
+/// stream end the connection.
 async fn serve_hyper<I>(
     stream: I,
     router: axum::Router,
+    peer: Peer,
     watcher: Watcher,
     head_timeout: Duration,
 ) -> io::Result<()>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let watch = StallWatch::default();
+    let stream = Watched::new(stream, watch.clone());
+    let router = tower::ServiceExt::map_request(
+        router,
+        move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(peer);
+            request.extensions_mut().insert(watch.clone());
+            request
+        },
+    );
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
