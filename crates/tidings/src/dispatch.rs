@@ -62,6 +62,10 @@ pub(crate) fn dispatch(core: &Core, events: &[SharedEvent]) {
     core.metrics.delivered.inc_by(delivered);
     for subscriber in slow {
         core.metrics.slow_disconnects.inc();
-        tracing::info!(subscriber = %subscriber.identifier, "disconnecting slow consumer: its queue overflowed");
+        // One line per interval: a stalled network can overflow thousands
+        // of queues at once.
+        if let Some(count) = core.slow_log.refused() {
+            tracing::info!(latest = %subscriber.identifier, count, "disconnecting slow consumers: their queues overflowed");
+        }
     }
 }

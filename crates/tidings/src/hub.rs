@@ -16,6 +16,7 @@ use crate::event::{SharedEvent, Update};
 use crate::flush::{flush_loop, Flusher};
 use crate::history::{HistoryError, Log};
 use crate::index::Index;
+use crate::log_throttle::LogThrottle;
 use crate::matcher::{MatchKind, Matcher, MatcherError};
 use crate::metrics::Metrics;
 use crate::nodes::Nodes;
@@ -50,6 +51,8 @@ pub(crate) struct Core {
     pub metrics: Metrics,
     /// Wakes the writers whose frames wait to be written together.
     pub flusher: Arc<Flusher>,
+    /// Slow-consumer disconnects, logged at most once per interval.
+    pub slow_log: LogThrottle,
     /// Active subscriptions; `None`, and free, when the feature is off.
     pub presence: Option<Presence>,
     /// This process among the nodes of a cluster: new at every start.
@@ -136,6 +139,7 @@ impl Hub {
             engine_reachable: AtomicBool::new(true),
             metrics: Metrics::new(),
             flusher: Arc::default(),
+            slow_log: LogThrottle::default(),
             config,
             presence,
             node,
