@@ -11,8 +11,8 @@
 //! task to wake and schedule; a frame the socket cannot take at once is
 //! queued and the writer woken, so order is kept.
 //!
-//! A connection written to less than [`LINGER`] ago is neither written
-//! through nor woken: its frames wait for the hub's next flush
+//! On the direct path, a connection written to less than [`LINGER`] ago is
+//! neither written through nor woken: its frames wait for the hub's next flush
 //! ([`crate::flush`]), which wakes its writer once for all of them. A write
 //! to a socket costs far more than the bytes in it (on loopback most of it
 //! is waking the reader), so at high rates this turns many writes into
@@ -165,7 +165,10 @@ impl Outbox {
         if queue.closed.is_some() {
             return Push::Closed;
         }
-        let lingering = now.within_linger_of(queue.written_at);
+        // Only the direct path lingers: hyper, which serves the other
+        // HTTP/1.1 streams, must see every frame at once to notice a client
+        // that stopped reading (`server/stall.rs`).
+        let lingering = queue.socket.is_some() && now.within_linger_of(queue.written_at);
         let frame = if write_through && !lingering {
             match queue.write_through(frame, now) {
                 None => return Push::Queued,
@@ -325,9 +328,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn frames_soon_after_a_write_wait_for_the_flush() {
+    #[tokio::test]
+    async fn frames_soon_after_a_write_wait_for_the_flush() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let outbox = Outbox::new();
+        outbox.attach(Arc::new(listener.accept().await.unwrap().0));
         let counter = Arc::new(Counter(Default::default()));
         let waker = futures_util::task::waker(counter.clone());
         let wakes = || counter.0.load(std::sync::atomic::Ordering::Relaxed);
