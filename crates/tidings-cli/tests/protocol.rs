@@ -278,3 +278,26 @@ async fn the_retry_setting_opens_every_stream() {
         stream.raw
     );
 }
+
+/// Events published back to back reach a subscriber on the direct path
+/// through lingering writes: every one, in order, and the last ones too,
+/// which wait for the flusher with nothing published after them.
+#[tokio::test]
+async fn a_burst_arrives_whole_and_in_order_through_the_flush() {
+    let hub = Hub::start(&[]);
+    let mut stream = opened(&hub.subscribe_url("match=burst")).await;
+    for round in 0..3 {
+        for i in 0..100 {
+            hub.publish("burst", &format!("{round}-{i}")).await;
+        }
+        for i in 0..100 {
+            let event = stream
+                .next_within(Duration::from_secs(2))
+                .await
+                .unwrap_or_else(|| panic!("event {round}-{i} not flushed"));
+            assert_eq!(event.data, format!("{round}-{i}"));
+        }
+        // A quiet spell: the next round starts on an idle connection.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
