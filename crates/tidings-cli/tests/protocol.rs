@@ -301,3 +301,25 @@ async fn a_burst_arrives_whole_and_in_order_through_the_flush() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A method an endpoint does not serve gets 405, the methods it does
+/// serve in `Allow`, and a problem document.
+#[tokio::test]
+async fn other_methods_get_405_with_allow() {
+    let hub = Hub::start(&["--subscriptions"]);
+    let client = reqwest::Client::new();
+    for (url, allow) in [
+        (hub.url.clone(), "GET, QUERY, POST, OPTIONS"),
+        (format!("{}/stats", hub.url), "GET, OPTIONS"),
+        (format!("{}/subscriptions", hub.url), "GET, HEAD, OPTIONS"),
+    ] {
+        let answer = client.delete(&url).send().await.unwrap();
+        assert_eq!(answer.status(), 405, "{url}");
+        assert_eq!(answer.headers()["allow"], allow, "{url}");
+        assert_eq!(
+            answer.headers()["content-type"],
+            "application/problem+json",
+            "{url}"
+        );
+    }
+}

@@ -34,14 +34,7 @@ struct Details<'a> {
 pub async fn serve(State(http): State<Arc<HubHttp>>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     if parts.method != http::Method::GET {
-        let mut reply = Reply::problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "event details are read with GET",
-        );
-        reply
-            .headers
-            .insert(http::header::ALLOW, http::HeaderValue::from_static("GET"));
-        return reply.into_response();
+        return Reply::method_not_allowed("event details are read with GET", "GET").into_response();
     }
     let query = parts.uri.query().unwrap_or("");
     match answer(&http, query, &parts.headers).await {

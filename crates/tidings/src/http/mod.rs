@@ -144,17 +144,11 @@ async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Res
             );
             (StatusCode::NO_CONTENT, headers).into_response()
         }
-        _ => {
-            let mut reply = Reply::problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "use GET or QUERY to subscribe, POST to publish",
-            );
-            reply.headers.insert(
-                http::header::ALLOW,
-                http::HeaderValue::from_static("GET, QUERY, POST, OPTIONS"),
-            );
-            reply.into_response()
-        }
+        _ => Reply::method_not_allowed(
+            "use GET or QUERY to subscribe, POST to publish",
+            "GET, QUERY, POST, OPTIONS",
+        )
+        .into_response(),
     }
 }
 

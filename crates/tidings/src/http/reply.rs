@@ -37,6 +37,15 @@ impl Reply {
         Reply::new(status, "application/problem+json", body.to_string())
     }
 
+    /// A 405 naming the methods `allow`ed, in a problem document.
+    pub fn method_not_allowed(detail: &str, allow: &'static str) -> Reply {
+        let mut reply = Reply::problem(StatusCode::METHOD_NOT_ALLOWED, detail);
+        reply
+            .headers
+            .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+        reply
+    }
+
     /// A token failure with the `WWW-Authenticate: Bearer` challenge the
     /// spec prescribes (the error code lives there, not in the body).
     pub fn auth(error: &AuthError, resource_metadata: &str, detail: &str) -> Reply {

@@ -41,15 +41,8 @@ pub async fn serve(State(http): State<Arc<HubHttp>>, request: Request) -> Respon
         return (StatusCode::NO_CONTENT, headers).into_response();
     }
     if parts.method != Method::GET {
-        let mut reply = Reply::problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "the statistics stream is read with GET",
-        );
-        reply.headers.insert(
-            http::header::ALLOW,
-            HeaderValue::from_static("GET, OPTIONS"),
-        );
-        return reply.into_response();
+        return Reply::method_not_allowed("the statistics stream is read with GET", "GET, OPTIONS")
+            .into_response();
     }
     let mut response = match open(&http, parts.uri.query(), &parts.headers) {
         Ok(response) => response,

@@ -45,15 +45,11 @@ pub async fn serve(State(http): State<Arc<HubHttp>>, request: Request) -> Respon
             return (StatusCode::NO_CONTENT, headers).into_response();
         }
         _ => {
-            let mut reply = Reply::problem(
-                StatusCode::METHOD_NOT_ALLOWED,
+            return Reply::method_not_allowed(
                 "the subscription API is read with GET",
-            );
-            reply.headers.insert(
-                http::header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
-            );
-            return reply.into_response();
+                "GET, HEAD, OPTIONS",
+            )
+            .into_response();
         }
     }
     let mut response = match answer(&http, parts.uri.path(), parts.uri.query(), &parts.headers) {
