@@ -32,10 +32,12 @@ pub(crate) fn dispatch(core: &Core, events: &[SharedEvent]) {
                 // which run on every core and coalesce what piles up.
                 offered += 1;
                 let write_through = offered <= WRITE_THROUGH_FANOUT;
-                let outcome =
-                    subscriber
-                        .outbox
-                        .push(event.frame.clone(), bounds, now, write_through);
+                let outcome = subscriber.outbox.push(
+                    event.frame_for(subscriber.encoding),
+                    bounds,
+                    now,
+                    write_through,
+                );
                 match outcome {
                     Push::Queued => subscriber.mark_active(),
                     Push::Deferred => {

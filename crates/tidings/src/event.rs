@@ -1,7 +1,8 @@
 //! Updates as publishers send them, and events as the hub stores and sends them.
 
+use crate::frame::Encoding;
 use bytes::Bytes;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What a publisher asks the hub to dispatch, once validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +44,9 @@ pub struct Event {
     /// travels with the event, so every node that dispatches the event keeps
     /// the same list.
     pub(crate) presence: Option<PresenceNote>,
+    /// The WebSocket encoding, made from `frame` the first time a WebSocket
+    /// subscriber needs it, then shared like the frame.
+    pub(crate) websocket: OnceLock<Bytes>,
 }
 
 /// What an event tells the list of active subscriptions.
@@ -75,6 +79,18 @@ impl Event {
             private: update.private,
             frame,
             presence: None,
+            websocket: OnceLock::new(),
+        }
+    }
+
+    /// The event encoded for a subscriber that takes `encoding`.
+    pub(crate) fn frame_for(&self, encoding: Encoding) -> Bytes {
+        match encoding {
+            Encoding::EventStream => self.frame.clone(),
+            Encoding::WebSocket => self
+                .websocket
+                .get_or_init(|| crate::websocket::message::event_body(self))
+                .clone(),
         }
     }
 

@@ -10,6 +10,25 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// A comment that keeps idle connections open through intermediaries.
 pub const KEEP_ALIVE: Bytes = Bytes::from_static(b":\n\n");
 
+/// How a subscriber's frames are encoded: one queue and one dispatch serve
+/// every transport, each event encoded once per encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `text/event-stream` frames (HTTP/1.1, HTTP/2, HTTP/3).
+    EventStream,
+    /// The bodies of WebSocket JSON messages (`crate::websocket::message`).
+    WebSocket,
+}
+
+/// The frame that keeps an idle connection open. On a WebSocket it is
+/// empty, which the socket's writer sends as a ping.
+pub fn keep_alive(encoding: Encoding) -> Bytes {
+    match encoding {
+        Encoding::EventStream => KEEP_ALIVE,
+        Encoding::WebSocket => Bytes::new(),
+    }
+}
+
 /// Encodes an event. `id`, `kind` and topics were checked for line breaks
 /// at validation; `data` is split into one `data:` line per line, which is
 /// what keeps a value containing `\nid:` from injecting a field.

@@ -14,6 +14,7 @@ use crate::commit::{Job, Published};
 use crate::config::{HubConfig, StatsAccess};
 use crate::event::{SharedEvent, Update};
 use crate::flush::{flush_loop, Flusher};
+use crate::frame::Encoding;
 use crate::history::{HistoryError, Log};
 use crate::index::Index;
 use crate::log_throttle::LogThrottle;
@@ -239,6 +240,15 @@ impl Hub {
         &self,
         request: SubscribeRequest,
     ) -> Result<EventStream, SubscribeError> {
+        self.subscribe_encoded(request, Encoding::EventStream).await
+    }
+
+    /// [`Hub::subscribe`] for a connection whose frames take `encoding`.
+    pub(crate) async fn subscribe_encoded(
+        &self,
+        request: SubscribeRequest,
+        encoding: Encoding,
+    ) -> Result<EventStream, SubscribeError> {
         let core = &self.shared.core;
         let limits = core.config.limits;
         if request.matchers.is_empty() {
@@ -271,6 +281,7 @@ impl Hub {
             // A cursor this node has not dispatched yet (taken on a node
             // ahead of it in the log) is where its live events begin.
             resume.as_ref().map_or(0, |(after, _)| *after),
+            encoding,
         ));
         let (live_after, start) = {
             let mut index = core.index.lock();
@@ -502,9 +513,12 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
                     presence.ended(subscriber);
                 }
             } else if subscriber.tick_idle(idle_limit) {
-                let push = subscriber
-                    .outbox
-                    .push(crate::frame::KEEP_ALIVE, bounds, tick, true);
+                let push = subscriber.outbox.push(
+                    crate::frame::keep_alive(subscriber.encoding),
+                    bounds,
+                    tick,
+                    true,
+                );
                 if push == Push::Deferred {
                     core.flusher.wait(vec![subscriber.clone()]);
                 }

@@ -40,6 +40,7 @@ mod stats;
 mod stream;
 mod subscriber;
 mod text;
+mod websocket;
 
 pub use config::{HubConfig, Limits, StatsAccess};
 pub use event::Update;

@@ -6,7 +6,7 @@
 //! mount the hub's routes in their own server.
 
 use crate::event::SharedEvent;
-use crate::frame;
+use crate::frame::{self, Encoding};
 use crate::history::{HistoryError, Log, Pending, SharedLog};
 use crate::hub::Core;
 use crate::outbox::{Batch, CloseReason};
@@ -44,7 +44,8 @@ enum Phase {
     /// Replaying history; boxed for the same reason as `Open`.
     Replay(Box<Replay>),
     Live,
-    Done,
+    /// Over: closed by the hub for a reason, or cut by a failed read.
+    Done(Option<CloseReason>),
 }
 
 /// Replaying the log after `after`, up to the first live sequence.
@@ -101,17 +102,10 @@ impl EventStream {
             match self.phase {
                 Phase::Open(ref opening) => {
                     let (start, live_after) = (&opening.0, opening.1);
-                    let mut opening = Vec::with_capacity(2);
-                    if let Some(retry) = self.core.config.retry {
-                        opening.push(frame::retry(retry));
-                    }
+                    let opening = self.opening(start);
                     self.phase = match start {
-                        Start::Live { cursor } => {
-                            opening.push(frame::cursor(cursor));
-                            Phase::Live
-                        }
+                        Start::Live { .. } => Phase::Live,
                         Start::Resume { after, .. } => {
-                            opening.push(frame::KEEP_ALIVE);
                             if *after < live_after {
                                 Phase::Replay(Box::new(Replay {
                                     after: *after,
@@ -137,7 +131,7 @@ impl EventStream {
                         }
                         Err(error) => {
                             tracing::warn!(%error, "ending a stream: history read failed");
-                            self.phase = Phase::Done;
+                            self.phase = Phase::Done(None);
                         }
                     }
                 }
@@ -146,13 +140,47 @@ impl EventStream {
                         Poll::Ready(Batch::Frames(frames)) => Poll::Ready(Some(frames)),
                         Poll::Ready(Batch::Closed(reason)) => {
                             self.log_close(reason);
-                            self.phase = Phase::Done;
+                            self.phase = Phase::Done(Some(reason));
                             Poll::Ready(None)
                         }
                         Poll::Pending => Poll::Pending,
                     };
                 }
-                Phase::Done => return Poll::Ready(None),
+                Phase::Done(_) => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// Why the hub ended the stream, once it has ended; `None` before, or
+    /// when a history read cut it.
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        match self.phase {
+            Phase::Done(reason) => reason,
+            _ => None,
+        }
+    }
+
+    /// The frames a stream opens with. An event stream: `retry:`, then for
+    /// a live subscriber its cursor as a bare `id:`, or else a comment,
+    /// which flushes the response head. A WebSocket: a `subscribed` message
+    /// carrying the cursor or the answer to the client's.
+    fn opening(&self, start: &Start) -> Vec<Bytes> {
+        let cursor = match start {
+            Start::Live { cursor } => cursor,
+            Start::Resume { answer, .. } => answer,
+        };
+        match self.subscriber.encoding {
+            Encoding::WebSocket => vec![crate::websocket::message::subscribed_body(cursor)],
+            Encoding::EventStream => {
+                let mut opening = Vec::with_capacity(2);
+                if let Some(retry) = self.core.config.retry {
+                    opening.push(frame::retry(retry));
+                }
+                opening.push(match start {
+                    Start::Live { cursor } => frame::cursor(cursor),
+                    Start::Resume { .. } => frame::KEEP_ALIVE,
+                });
+                opening
             }
         }
     }
@@ -193,7 +221,7 @@ impl Replay {
             .iter()
             .take_while(|event| event.seq <= self.live_after)
             .filter(|event| subscriber.listens_to(event) && subscriber.may_receive(event))
-            .map(|event| event.frame.clone())
+            .map(|event| event.frame_for(subscriber.encoding))
             .collect();
         self.after = last.seq.min(self.live_after);
         Poll::Ready(Ok((frames, done)))

@@ -7,6 +7,7 @@
 
 use crate::auth::Grants;
 use crate::event::Event;
+use crate::frame::Encoding;
 use crate::matcher::Matcher;
 use crate::outbox::Outbox;
 use std::num::NonZeroU32;
@@ -35,6 +36,8 @@ pub struct Subscriber {
     /// Whether the end of this subscription was announced (active
     /// subscriptions only). It sits in what was padding: no extra memory.
     end_claimed: AtomicBool,
+    /// What its connection speaks; also in what was padding.
+    pub(crate) encoding: Encoding,
 }
 
 impl Subscriber {
@@ -45,6 +48,7 @@ impl Subscriber {
         grants: Option<Arc<Grants>>,
         deadline: Option<Deadline>,
         resumed_after: u64,
+        encoding: Encoding,
     ) -> Subscriber {
         Subscriber {
             key,
@@ -56,6 +60,7 @@ impl Subscriber {
             last_seq: AtomicU64::new(resumed_after),
             idle_ticks: AtomicU16::new(0),
             end_claimed: AtomicBool::new(false),
+            encoding,
         }
     }
 

@@ -116,6 +116,7 @@ pub(crate) fn decode(seq: u64, record: &[u8]) -> Option<Event> {
         private: flags & PRIVATE != 0,
         frame: Bytes::copy_from_slice(reader.0),
         presence,
+        websocket: std::sync::OnceLock::new(),
     })
 }
 

@@ -8,10 +8,10 @@
 
 pub(crate) mod admission;
 mod console;
-mod cors;
+pub(crate) mod cors;
 mod details;
 mod page;
-mod publish;
+pub(crate) mod publish;
 mod reply;
 mod stats;
 pub mod subscribe;
@@ -114,6 +114,9 @@ async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Res
     let (parts, body) = request.into_parts();
     let query = parts.uri.query().unwrap_or("").as_bytes().to_vec();
     match parts.method.as_str() {
+        "GET" if crate::websocket::is_upgrade(&parts.headers) => {
+            crate::websocket::upgrade(http, parts).await
+        }
         "GET" => serve_stream(&http, &query, None, &parts).await,
         "QUERY" => match read_body(body, http.hub.config().limits.body).await {
             Ok(form) => serve_stream(&http, &query, Some(&form), &parts).await,

@@ -1,8 +1,10 @@
 //! `POST` on the hub URL: authorize, validate, publish, answer with the id.
+//! [`publish_granted`] is the part every transport shares.
 
 use super::reply::Reply;
 use super::HubHttp;
-use crate::auth::{presented_token, AuthError, Role};
+use crate::auth::{presented_token, AuthError, Grants, Role};
+use crate::event::Update;
 use crate::hub::PublishError;
 use crate::publish::Rejection;
 use crate::publish_rate::Publisher;
@@ -41,10 +43,6 @@ async fn publish(http: &HubHttp, headers: &HeaderMap, body: &[u8]) -> Result<Str
     let grants = auth
         .verify(&token, Role::Publisher)
         .map_err(|e| http.auth_reply(&e, "the access token is not valid"))?;
-    if let Some(subject) = &grants.subject {
-        let publisher = Publisher::Subject(subject.as_str().into());
-        http.admission.publish(publisher, http.hub.metrics())?;
-    }
     if let Some(kind) = headers.get(CONTENT_TYPE) {
         let form = kind
             .to_str()
@@ -59,6 +57,20 @@ async fn publish(http: &HubHttp, headers: &HeaderMap, body: &[u8]) -> Result<Str
         }
     }
     let update = crate::publish::parse_form(body, config).map_err(rejection)?;
+    publish_granted(http, &grants, update).await
+}
+
+/// Publishes a valid `update` for a publisher whose token gave `grants`:
+/// its subject's rate, its rights on every topic, then the log.
+pub(crate) async fn publish_granted(
+    http: &HubHttp,
+    grants: &Grants,
+    update: Update,
+) -> Result<String, Reply> {
+    if let Some(subject) = &grants.subject {
+        let publisher = Publisher::Subject(subject.as_str().into());
+        http.admission.publish(publisher, http.hub.metrics())?;
+    }
     if let Some(topic) = update.topics.iter().find(|t| !grants.may_publish(t)) {
         return Err(http.auth_reply(
             &AuthError::InsufficientScope,
@@ -75,7 +87,7 @@ async fn publish(http: &HubHttp, headers: &HeaderMap, body: &[u8]) -> Result<Str
     }
 }
 
-fn rejection(rejection: Rejection) -> Reply {
+pub(crate) fn rejection(rejection: Rejection) -> Reply {
     let status = match rejection {
         Rejection::Invalid(_) => StatusCode::BAD_REQUEST,
         Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -57,6 +57,17 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The reason a problem document gives, for transports that carry it
+    /// in their own messages.
+    pub fn detail(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|problem| problem["detail"].as_str().map(String::from))
+            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).into_owned())
+    }
+}
+
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         (self.status, self.headers, self.body).into_response()

@@ -97,7 +97,7 @@ async fn open_unboxed(
     })
 }
 
-fn refusal(error: SubscribeError) -> Reply {
+pub(crate) fn refusal(error: SubscribeError) -> Reply {
     let status = match error {
         SubscribeError::ShuttingDown => return closing_stream(),
         SubscribeError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -1,0 +1,187 @@
+//! WebSocket: one connection that subscribes, receives and publishes, for
+//! clients that talk back (chat, collaboration, games).
+//!
+//! A `GET` on the hub URL with `Upgrade: websocket` opens it. The handshake
+//! checks what an HTTP request would: the token (the `Authorization`
+//! header, the cookie, or an `auth` message for browsers, which cannot set
+//! headers on a WebSocket), and the `Origin`, since a cookie rides along on
+//! a cross-site WebSocket as it does on a form. After it, the socket speaks
+//! the JSON messages of [`message`], served by a [`session::Session`].
+//!
+//! The protocol itself (framing, masking, fragments, control frames, UTF-8)
+//! is tungstenite's, which passes the Autobahn test suite.
+
+pub(crate) mod message;
+mod metered;
+mod session;
+
+use crate::auth::{presented_token, AuthError};
+use crate::http::{HubHttp, Reply};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::header::{
+    CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::{HeaderMap, HeaderValue, StatusCode, Version};
+use hyper_util::rt::TokioIo;
+use metered::Metered;
+use session::{Access, Session};
+use std::sync::Arc;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+/// What an idle socket keeps for reading. tungstenite's default is 128 KiB
+/// per connection; client messages are small, and a large one is read in
+/// more pieces rather than every socket paying for it.
+const READ_BUFFER: usize = 512;
+/// Messages are gathered up to this size before a write; a batch is
+/// flushed whole anyway.
+const WRITE_GATHER: usize = 4096;
+
+/// Whether a request asks to become a WebSocket.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    has_token(headers, &UPGRADE, "websocket")
+}
+
+/// Answers a WebSocket handshake on the hub URL: `101 Switching Protocols`
+/// and a session on the upgraded connection, or the reason it is refused.
+pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> Response {
+    let accepted = match handshake(&http, &request) {
+        Ok(accepted) => accepted,
+        Err(reply) => return reply.into_response(),
+    };
+    let Some(upgrading) = request.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return Reply::problem(
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded to a WebSocket",
+        )
+        .into_response();
+    };
+    let client = http.admission.client(&request);
+    let limits = http.hub.config().limits;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_GATHER)
+        .max_message_size(Some(limits.body))
+        .max_frame_size(Some(limits.body));
+    // Frame headers and fragments included, a message may take twice its
+    // payload limit on the wire.
+    let wire_limit = limits.body.saturating_mul(2).saturating_add(4096);
+    let access = accepted.access;
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrading.await else {
+            return;
+        };
+        let socket = Metered::new(TokioIo::new(upgraded), wire_limit);
+        let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
+        Session::new(ws, http, access, client).run().await;
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(SEC_WEBSOCKET_ACCEPT, accepted.key);
+    response
+}
+
+struct Accepted {
+    key: HeaderValue,
+    access: Access,
+}
+
+/// The checks of RFC 6455 section 4.2.1, the origin and the token.
+#[allow(clippy::result_large_err)] // the refusal is the rare case
+fn handshake(http: &HubHttp, request: &http::request::Parts) -> Result<Accepted, Reply> {
+    let headers = &request.headers;
+    if request.version != Version::HTTP_11 || !has_token(headers, &CONNECTION, "upgrade") {
+        return Err(Reply::problem(
+            StatusCode::BAD_REQUEST,
+            "a WebSocket opens with an HTTP/1.1 upgrade (Connection: Upgrade)",
+        ));
+    }
+    if headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        let mut reply = Reply::problem(
+            StatusCode::UPGRADE_REQUIRED,
+            "this hub speaks WebSocket version 13",
+        );
+        reply
+            .headers
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return Err(reply);
+    }
+    let key = headers
+        .get(SEC_WEBSOCKET_KEY)
+        .filter(|key| key.len() == 24)
+        .ok_or_else(|| {
+            Reply::problem(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Key is missing or malformed",
+            )
+        })?;
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let config = http.hub.config();
+    let query = request.uri.query().unwrap_or("").as_bytes();
+    let query_token = crate::form::pairs(query)
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(name, _)| name == "authorization"))
+        .map(|(_, token)| token);
+    let auth = http.hub.authorizer();
+    let token = presented_token(headers, query_token.as_deref(), auth.config())
+        .map_err(|e| http.auth_reply(&e, "the access token is malformed"))?;
+    let from_cookie = token.is_some()
+        && headers.get(http::header::AUTHORIZATION).is_none()
+        && !(auth.config().query_token && query_token.is_some());
+    check_origin(http, headers, from_cookie)?;
+    let access = match token {
+        Some(token) => Access::verify(http, &token).ok_or_else(|| {
+            http.auth_reply(&AuthError::InvalidToken, "the access token is not valid")
+        })?,
+        None if config.anonymous => Access::Granted {
+            reader: None,
+            publisher: None,
+        },
+        None => Access::Pending,
+    };
+    Ok(Accepted {
+        key: HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+        access,
+    })
+}
+
+/// A browser's socket must come from the hub's origin or one of
+/// `--cors-origins`: a cookie would otherwise let any site act as its user
+/// (cross-site WebSocket hijacking). `*` admits other origins only when no
+/// cookie carries the token. Clients without an `Origin` (not browsers)
+/// pass.
+#[allow(clippy::result_large_err)]
+fn check_origin(http: &HubHttp, headers: &HeaderMap, cookie_token: bool) -> Result<(), Reply> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let allowlist = &http.hub.config().cors_origins;
+    let origin = origin.to_str().unwrap_or("");
+    let listed = origin == http.origin || allowlist.iter().any(|allowed| allowed == origin);
+    let open = allowlist.iter().any(|allowed| allowed == "*") && !cookie_token;
+    if listed || open {
+        return Ok(());
+    }
+    Err(Reply::problem(
+        StatusCode::FORBIDDEN,
+        format!("WebSocket connections from `{origin}` are not allowed (see --cors-origins)"),
+    ))
+}
+
+/// Whether a comma-separated header has `token`, in any case.
+fn has_token(headers: &HeaderMap, name: &http::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|part| part.trim().eq_ignore_ascii_case(token))
+}

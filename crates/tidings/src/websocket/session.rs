@@ -1,0 +1,505 @@
+//! One WebSocket connection: its requests, its subscriptions and its
+//! publications, served by one task.
+//!
+//! Each subscription is a subscriber of the hub like an event stream's,
+//! with its own bounded queue, fed by the same dispatch and swept by the
+//! same sweeper; the socket's task takes every queued batch and writes it
+//! with one flush. A client that stops reading overflows a queue and is
+//! closed as slow; the token's expiry and the hub's shutdown close it too.
+
+use super::message::{self, ClientMessage, Subject};
+use super::metered::{Metered, Overlong};
+use crate::auth::{Grants, Role};
+use crate::event::Update;
+use crate::frame::Encoding;
+use crate::http::HubHttp;
+use crate::hub::{SubscribeError, SubscribeRequest};
+use crate::matcher::MatchKind;
+use crate::outbox::CloseReason;
+use crate::publish_rate::Publisher;
+use crate::stream::EventStream;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use std::future::poll_fn;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+/// Subscriptions one socket may hold; each counts as a subscriber
+/// connection towards `--max-connections`.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+/// Publications of one socket waiting for the log at once; past it the
+/// socket's next message is not read until one is answered.
+const MAX_IN_FLIGHT: usize = 64;
+/// Longest subscription name or publication reference, in bytes.
+const MAX_NAME: usize = 256;
+/// How long the close handshake may take before the socket is dropped.
+const CLOSING: Duration = Duration::from_secs(1);
+
+/// What the socket may do, from its token.
+pub enum Access {
+    /// No token yet on a hub that requires one: the first message must be
+    /// `auth`.
+    Pending,
+    Granted {
+        /// `None`: anonymous, public updates only.
+        reader: Option<Arc<Grants>>,
+        /// `None`: may not publish.
+        publisher: Option<Arc<Grants>>,
+    },
+}
+
+impl Access {
+    /// Verifies `token` for both roles; refused only when it is valid for
+    /// neither.
+    pub fn verify(http: &HubHttp, token: &str) -> Option<Access> {
+        let auth = http.hub.authorizer();
+        let reader = auth.verify(token, Role::Subscriber).ok();
+        let publisher = auth.verify(token, Role::Publisher).ok();
+        (reader.is_some() || publisher.is_some()).then_some(Access::Granted { reader, publisher })
+    }
+}
+
+struct Subscription {
+    name: Box<str>,
+    /// `{"subscription":"<name>",`, joined to every body.
+    prefix: Box<str>,
+    stream: EventStream,
+}
+
+/// How the socket ends: with a close frame, or dropped (the client is
+/// gone, or closed first and has been answered).
+type Ending = Option<(u16, String)>;
+
+pub struct Session<S> {
+    ws: WebSocketStream<Metered<S>>,
+    http: Arc<HubHttp>,
+    access: Access,
+    /// The client's address, for its publish rate.
+    client: Option<IpAddr>,
+    subscriptions: Vec<Subscription>,
+    publishing: FuturesUnordered<BoxFuture<'static, String>>,
+}
+
+/// What woke the session.
+enum Step {
+    Message(Option<Result<Message, WsError>>),
+    Frames(Vec<Message>),
+    Ended(Ending),
+    Answer(String),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub fn new(
+        ws: WebSocketStream<Metered<S>>,
+        http: Arc<HubHttp>,
+        access: Access,
+        client: Option<IpAddr>,
+    ) -> Session<S> {
+        Session {
+            ws,
+            http,
+            access,
+            client,
+            subscriptions: Vec::new(),
+            publishing: FuturesUnordered::new(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        let ending = match self.authenticate().await {
+            Ok(()) => self.serve().await,
+            Err(ending) => ending,
+        };
+        // Subscriptions end before the close is sent: nothing is dispatched
+        // to a socket that is going.
+        self.subscriptions.clear();
+        if let Some((code, reason)) = ending {
+            tracing::debug!(code, %reason, "closing a WebSocket");
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: truncated(reason).into(),
+            };
+            let _ = tokio::time::timeout(CLOSING, self.ws.close(Some(frame))).await;
+        } else {
+            let _ = tokio::time::timeout(CLOSING, self.ws.flush()).await;
+        }
+    }
+
+    /// Waits for the `auth` message on a socket that came without a token;
+    /// like a request head, it must come within `--head-timeout`.
+    async fn authenticate(&mut self) -> Result<(), Ending> {
+        if !matches!(self.access, Access::Pending) {
+            return Ok(());
+        }
+        let limit = self.http.hub.config().limits.head_timeout;
+        let first = match tokio::time::timeout(limit, self.ws.next()).await {
+            Err(_) => return Err(close(4401, "no access token in time")),
+            Ok(first) => first,
+        };
+        let text = match self.received(first)? {
+            Some(text) => text,
+            None => return Err(None),
+        };
+        match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Auth { token }) => match Access::verify(&self.http, &token) {
+                Some(access) => {
+                    self.access = access;
+                    Ok(())
+                }
+                None => Err(close(4401, "the access token is not valid")),
+            },
+            Ok(_) => Err(close(
+                4401,
+                "this hub requires an access token: send `auth` first",
+            )),
+            Err(error) => Err(close(4400, format!("not a message: {error}"))),
+        }
+    }
+
+    async fn serve(&mut self) -> Ending {
+        loop {
+            let step = tokio::select! {
+                message = self.ws.next(), if self.publishing.len() < MAX_IN_FLIGHT => {
+                    Step::Message(message)
+                }
+                step = poll_fn(|cx| poll_subscriptions(&mut self.subscriptions, cx)) => step,
+                Some(answer) = self.publishing.next(), if !self.publishing.is_empty() => {
+                    Step::Answer(answer)
+                }
+            };
+            let outcome = match step {
+                Step::Message(message) => match self.received(message) {
+                    Ok(Some(text)) => self.handle(&text).await,
+                    Ok(None) => return None,
+                    Err(ending) => return ending,
+                },
+                Step::Frames(messages) => self.send(messages).await,
+                Step::Ended(ending) => return ending,
+                Step::Answer(answer) => self.send(vec![Message::text(answer)]).await,
+            };
+            if let Err(ending) = outcome {
+                return ending;
+            }
+        }
+    }
+
+    /// The text of a message, `None` when the client closed the socket, or
+    /// how the socket ends.
+    fn received(
+        &mut self,
+        message: Option<Result<Message, WsError>>,
+    ) -> Result<Option<String>, Ending> {
+        match message {
+            None => Ok(None),
+            Some(Ok(Message::Text(text))) => {
+                self.ws.get_mut().message_completed();
+                Ok(Some(text.as_str().to_owned()))
+            }
+            Some(Ok(Message::Binary(_))) => Err(close(1003, "send JSON text messages")),
+            // tungstenite answers pings and the close handshake itself.
+            Some(Ok(Message::Close(_))) => Ok(None),
+            // Control frames: nothing to serve (an empty text is skipped).
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                Ok(Some(String::new()))
+            }
+            Some(Err(error)) => Err(failure(error)),
+        }
+    }
+
+    /// Serves one request.
+    async fn handle(&mut self, text: &str) -> Result<(), Ending> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let request = serde_json::from_str::<ClientMessage>(text)
+            .map_err(|error| close(4400, format!("not a message: {error}")))?;
+        match request {
+            ClientMessage::Auth { .. } => {
+                let answer = message::error(
+                    Subject::Publication(None),
+                    400,
+                    "this socket is already authenticated",
+                );
+                self.send(vec![Message::text(answer)]).await
+            }
+            ClientMessage::Subscribe {
+                subscription,
+                exact,
+                match_urlpattern,
+                topic,
+                last_event_id,
+            } => {
+                let mut matchers = Vec::new();
+                matchers.extend(exact.0.into_iter().map(|m| (MatchKind::Exact, m)));
+                let patterns = match_urlpattern.0.into_iter();
+                matchers.extend(patterns.map(|m| (MatchKind::UrlPattern, m)));
+                if !topic.0.is_empty() && !self.http.hub.config().legacy {
+                    let detail = "`topic` selectors are draft-07, which this hub does not serve";
+                    return self
+                        .refuse(Subject::Subscription(&subscription), 400, detail)
+                        .await;
+                }
+                matchers.extend(topic.0.into_iter().map(|m| (MatchKind::Selector, m)));
+                self.subscribe(subscription, matchers, last_event_id).await
+            }
+            ClientMessage::Unsubscribe { subscription } => {
+                let found = self
+                    .subscriptions
+                    .iter()
+                    .position(|s| *s.name == *subscription);
+                let answer = match found {
+                    Some(at) => {
+                        self.subscriptions.swap_remove(at);
+                        message::unsubscribed(&subscription)
+                    }
+                    None => message::error(
+                        Subject::Subscription(&subscription),
+                        404,
+                        &format!("no subscription `{subscription}` on this socket"),
+                    ),
+                };
+                self.send(vec![Message::text(answer)]).await
+            }
+            ClientMessage::Publish {
+                reference,
+                topic,
+                data,
+                private,
+                id,
+                event,
+                retry,
+            } => {
+                let update = Update {
+                    topics: topic.0,
+                    data,
+                    private,
+                    id,
+                    kind: event,
+                    retry,
+                };
+                self.publish(reference, update).await
+            }
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        name: String,
+        matchers: Vec<(MatchKind, String)>,
+        cursor: Option<String>,
+    ) -> Result<(), Ending> {
+        let subject = Subject::Subscription(&name);
+        if name.len() > MAX_NAME {
+            let detail = format!("a subscription name exceeds {MAX_NAME} bytes");
+            return self.refuse(subject, 400, &detail).await;
+        }
+        if self.subscriptions.iter().any(|s| *s.name == *name) {
+            let detail = format!("this socket already has a subscription `{name}`");
+            return self.refuse(subject, 409, &detail).await;
+        }
+        if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            let detail = format!("a socket holds at most {MAX_SUBSCRIPTIONS} subscriptions");
+            return self.refuse(subject, 400, &detail).await;
+        }
+        let Access::Granted { reader, .. } = &self.access else {
+            return Err(close(4401, "no access token"));
+        };
+        if reader.is_none() && !self.http.hub.config().anonymous {
+            let detail = "the access token does not allow subscribing";
+            return self.refuse(subject, 401, detail).await;
+        }
+        let request = SubscribeRequest {
+            matchers,
+            cursor,
+            grants: reader.clone(),
+        };
+        let hub = &self.http.hub;
+        match hub.subscribe_encoded(request, Encoding::WebSocket).await {
+            Ok(stream) => {
+                self.subscriptions.push(Subscription {
+                    prefix: message::subscription_prefix(&name),
+                    name: name.into(),
+                    stream,
+                });
+                Ok(())
+            }
+            Err(SubscribeError::ShuttingDown) => Err(close(1001, CloseReason::Shutdown.as_str())),
+            Err(error) => {
+                let reply = crate::http::subscribe::refusal(error);
+                let detail = reply.detail();
+                self.refuse(subject, reply.status.as_u16(), &detail).await
+            }
+        }
+    }
+
+    /// Checks a publication and sends it on its way to the log; its answer
+    /// comes when the log has it, while the socket goes on.
+    async fn publish(&mut self, reference: Option<String>, update: Update) -> Result<(), Ending> {
+        let subject = Subject::Publication(reference.as_deref());
+        if reference.as_ref().is_some_and(|r| r.len() > MAX_NAME) {
+            let detail = format!("a publication reference exceeds {MAX_NAME} bytes");
+            return self.refuse(subject, 400, &detail).await;
+        }
+        let Access::Granted { publisher, .. } = &self.access else {
+            return Err(close(4401, "no access token"));
+        };
+        let Some(grants) = publisher.clone() else {
+            let detail = "publishing requires an access token that allows it";
+            return self.refuse(subject, 401, detail).await;
+        };
+        if grants.expires_at.is_some_and(|at| at <= SystemTime::now()) {
+            return Err(close(4001, CloseReason::Expired.as_str()));
+        }
+        if let Err(reply) = self.admit(&update) {
+            return self
+                .refuse(subject, reply.status.as_u16(), &reply.detail())
+                .await;
+        }
+        let http = self.http.clone();
+        self.publishing.push(Box::pin(async move {
+            let subject = Subject::Publication(reference.as_deref());
+            match crate::http::publish::publish_granted(&http, &grants, update).await {
+                Ok(id) => message::ack(reference.as_deref(), &id),
+                Err(reply) => message::error(subject, reply.status.as_u16(), &reply.detail()),
+            }
+        }));
+        Ok(())
+    }
+
+    /// The client address's publish rate, then the publication's rules.
+    #[allow(clippy::result_large_err)] // the refusal is the rare case
+    fn admit(&self, update: &Update) -> Result<(), crate::http::Reply> {
+        let http = &self.http;
+        if let Some(client) = self.client {
+            let publisher = Publisher::address(client);
+            http.admission.publish(publisher, http.hub.metrics())?;
+        }
+        crate::publish::check(update, http.hub.config()).map_err(crate::http::publish::rejection)
+    }
+
+    async fn refuse(
+        &mut self,
+        subject: Subject<'_>,
+        status: u16,
+        detail: &str,
+    ) -> Result<(), Ending> {
+        let answer = message::error(subject, status, detail);
+        self.send(vec![Message::text(answer)]).await
+    }
+
+    /// Writes `messages` with one flush. A client that stops reading
+    /// meanwhile is closed once a queue overflows, not waited for.
+    async fn send(&mut self, messages: Vec<Message>) -> Result<(), Ending> {
+        let ws = &mut self.ws;
+        // Borrowed mutably: a stream is not `Sync`, and a shared borrow held
+        // across the await would make the session's future not `Send`.
+        let subscriptions = &mut self.subscriptions;
+        let sending = async {
+            for message in messages {
+                ws.feed(message).await?;
+            }
+            ws.flush().await
+        };
+        tokio::select! {
+            sent = sending => sent.map_err(failure),
+            () = poll_fn(move |cx| poll_overflowed(subscriptions, cx)) => {
+                Err(close(4000, CloseReason::Slow.as_str()))
+            }
+        }
+    }
+}
+
+/// Every batch queued for the socket's subscriptions, as messages; or how
+/// the socket ends, when the hub ended one of them.
+fn poll_subscriptions(subscriptions: &mut [Subscription], cx: &mut Context<'_>) -> Poll<Step> {
+    let mut messages = Vec::new();
+    for subscription in subscriptions.iter_mut() {
+        match subscription.stream.poll_batch(cx) {
+            Poll::Ready(Some(frames)) => messages.extend(
+                frames
+                    .iter()
+                    .map(|frame| as_message(&subscription.prefix, frame)),
+            ),
+            Poll::Ready(None) => return Poll::Ready(Step::Ended(ended(&subscription.stream))),
+            Poll::Pending => {}
+        }
+    }
+    match messages.is_empty() {
+        true => Poll::Pending,
+        false => Poll::Ready(Step::Frames(messages)),
+    }
+}
+
+/// A queued frame as a message: an empty one is a keep-alive.
+fn as_message(prefix: &str, frame: &Bytes) -> Message {
+    match frame.is_empty() {
+        true => Message::Ping(Bytes::new()),
+        false => Message::text(message::join(prefix, frame)),
+    }
+}
+
+fn poll_overflowed(subscriptions: &[Subscription], cx: &mut Context<'_>) -> Poll<()> {
+    for subscription in subscriptions {
+        if subscription.stream.outbox().poll_overflowed(cx).is_ready() {
+            return Poll::Ready(());
+        }
+    }
+    Poll::Pending
+}
+
+/// The close for a subscription the hub ended.
+fn ended(stream: &EventStream) -> Ending {
+    let Some(reason) = stream.close_reason() else {
+        return close(1011, "reading the history failed");
+    };
+    let code = match reason {
+        CloseReason::Slow => 4000,
+        CloseReason::Expired => 4001,
+        CloseReason::Behind => 4002,
+        CloseReason::Shutdown => 1001,
+    };
+    close(code, reason.as_str())
+}
+
+/// The close for a failed read or write.
+fn failure(error: WsError) -> Ending {
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    match error {
+        WsError::Capacity(CapacityError::MessageTooLong { max_size, .. }) => {
+            close(1009, format!("a message exceeds {max_size} bytes"))
+        }
+        WsError::Capacity(error) => close(1009, error.to_string()),
+        WsError::Utf8(_) => close(1007, "a text message is not valid UTF-8"),
+        WsError::Protocol(error) => close(1002, error.to_string()),
+        WsError::Io(error) if Overlong::caused(&error) => close(1009, Overlong.to_string()),
+        WsError::AttackAttempt => close(1008, "attack attempt"),
+        // The connection is gone or closed: nothing to say.
+        _ => None,
+    }
+}
+
+fn close(code: u16, reason: impl Into<String>) -> Ending {
+    Some((code, reason.into()))
+}
+
+/// A close reason fits a control frame: at most 123 bytes.
+fn truncated(mut reason: String) -> String {
+    if reason.len() > 123 {
+        let mut end = 120;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push_str("...");
+    }
+    reason
+}
