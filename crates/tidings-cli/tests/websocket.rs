@@ -681,3 +681,25 @@ async fn a_handshake_that_is_not_one_is_refused() {
     assert_eq!(response.status().as_u16(), 400);
     assert!(response.text().await.unwrap().contains("Sec-WebSocket-Key"));
 }
+
+#[tokio::test]
+async fn open_sockets_count_towards_max_connections_per_ip() {
+    let hub = Hub::start(&["--max-connections-per-ip", "2"]);
+    let first = open(&hub, &[]).await.expect("first socket");
+    let mut second = open(&hub, &[]).await.expect("second socket");
+    // Counted after their handshakes too: a third connection is one too many.
+    let third = open(&hub, &[]).await;
+    assert_eq!(third.err().map(|(status, _)| status), Some(429));
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(socket) = open(&hub, &[]).await {
+            again = Some(socket);
+            break;
+        }
+    }
+    let mut again = again.expect("a closed socket gives its count back");
+    again.subscribe("s", json!(BOOK), None).await;
+    second.subscribe("s", json!(BOOK), None).await;
+}

@@ -16,6 +16,22 @@ pub struct ConnectionsPerIp {
     counts: Mutex<HashMap<IpAddr, u32>>,
 }
 
+/// A count a request may take over from its connection or its proxy's
+/// middleware: a WebSocket outlives the HTTP exchange that opened it, and
+/// stays counted for as long as it is open.
+#[derive(Clone)]
+pub struct SlotHandoff(Arc<Mutex<Option<IpSlot>>>);
+
+impl SlotHandoff {
+    pub fn new(slot: IpSlot) -> SlotHandoff {
+        SlotHandoff(Arc::new(Mutex::new(Some(slot))))
+    }
+
+    pub fn take(&self) -> Option<IpSlot> {
+        self.0.lock().take()
+    }
+}
+
 /// One counted connection; dropping it releases the count.
 pub struct IpSlot {
     table: Arc<ConnectionsPerIp>,

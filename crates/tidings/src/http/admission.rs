@@ -17,7 +17,7 @@ use crate::config::HubConfig;
 use crate::forwarded::{Peer, TrustedProxies};
 use crate::log_throttle::LogThrottle;
 use crate::metrics::Metrics;
-use crate::per_ip::{ConnectionsPerIp, IpSlot};
+use crate::per_ip::{ConnectionsPerIp, IpSlot, SlotHandoff};
 use crate::publish_rate::{retry_after_secs, PublishRate, Publisher};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -198,10 +198,17 @@ pub(crate) async fn per_ip(
     match http.admission.request(&peer, request.headers(), metrics) {
         Err(reply) => reply.into_response(),
         Ok(None) => next.run(request).await,
-        Ok(Some(slot)) => next
-            .run(request)
-            .await
-            .map(|body| Body::new(Holding { body, _slot: slot })),
+        Ok(Some(slot)) => {
+            // Offered to the handler first: a WebSocket takes it along.
+            let handoff = SlotHandoff::new(slot);
+            let mut request = request;
+            request.extensions_mut().insert(handoff.clone());
+            let response = next.run(request).await;
+            match handoff.take() {
+                Some(slot) => response.map(|body| Body::new(Holding { body, _slot: slot })),
+                None => response,
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) use stall::StallWatch;
 use crate::forwarded::Peer;
 use crate::http::HubHttp;
 use crate::hub::Hub;
+use crate::per_ip::{IpSlot, SlotHandoff};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -66,7 +67,9 @@ pub async fn serve(
                     Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
                         h2::serve(stream, http, router, peer, stopping, head_timeout).await
                     }
-                    Ok(stream) => serve_hyper(stream, router, peer, watcher, head_timeout).await,
+                    Ok(stream) => {
+                        serve_hyper(stream, router, peer, slot.take(), watcher, head_timeout).await
+                    }
                     Err(error) => Err(error),
                 },
                 // A connection still waiting for its first request when
@@ -81,7 +84,7 @@ pub async fn serve(
                         h2::serve(stream, http, router, peer, stopping, head_timeout).await
                     }
                     Ok(direct::Route::Hyper(stream)) => {
-                        serve_hyper(stream, router, peer, watcher, head_timeout).await
+                        serve_hyper(stream, router, peer, slot.take(), watcher, head_timeout).await
                     }
                     Err(error) => Err(error),
                 },
@@ -119,12 +122,14 @@ async fn timeout_as_error<T>(
 
 /// Serves an HTTP/1.1 connection with hyper: every request that is not an
 /// event stream, and every request over TLS without HTTP/2. Each request
-/// carries the connection's peer, and the watch that lets a stalled event
-/// stream end the connection.
+/// carries the connection's peer, its count under a per-address limit (for
+/// a WebSocket to take), and the watch that lets a stalled event stream end
+/// the connection.
 async fn serve_hyper<I>(
     stream: I,
     router: axum::Router,
     peer: Peer,
+    slot: Option<IpSlot>,
     watcher: Watcher,
     head_timeout: Duration,
 ) -> io::Result<()>
@@ -132,12 +137,16 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let watch = StallWatch::default();
+    let handoff = slot.map(SlotHandoff::new);
     let stream = Watched::new(stream, watch.clone());
     let router = tower::ServiceExt::map_request(
         router,
         move |mut request: http::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(peer);
             request.extensions_mut().insert(watch.clone());
+            if let Some(handoff) = &handoff {
+                request.extensions_mut().insert(handoff.clone());
+            }
             request
         },
     );

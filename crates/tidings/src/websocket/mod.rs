@@ -17,6 +17,7 @@ mod session;
 
 use crate::auth::{presented_token, AuthError};
 use crate::http::{HubHttp, Reply};
+use crate::per_ip::SlotHandoff;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::header::{
@@ -58,6 +59,10 @@ pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> R
         .into_response();
     };
     let client = http.admission.client(&request);
+    let slot = request
+        .extensions
+        .get::<SlotHandoff>()
+        .and_then(SlotHandoff::take);
     let limits = http.hub.config().limits;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
@@ -75,6 +80,7 @@ pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> R
         let socket = Metered::new(TokioIo::new(upgraded), wire_limit);
         let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         Session::new(ws, http, access, client).run().await;
+        drop(slot);
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
