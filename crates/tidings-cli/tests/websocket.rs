@@ -710,3 +710,69 @@ async fn open_sockets_count_towards_max_connections_per_ip() {
     again.subscribe("s", json!(BOOK), None).await;
     second.subscribe("s", json!(BOOK), None).await;
 }
+
+/// Two Chromium pages chat through the hub: each authenticates with a first
+/// message, subscribes to the room and publishes to it; both read the same
+/// conversation in the same order. A page on an origin the hub does not
+/// allow cannot open a socket. Needs `chromium` and `node` (skips loudly
+/// without them, fails under `TIDINGS_TEST_REQUIRE_ALL=1`).
+#[test]
+fn two_browser_pages_chat_over_websockets() {
+    use support::browser::{tools, DIR};
+    let Some(tools) = tools() else { return };
+    let hub = Hub::start(&["--anonymous", "false"]);
+    let room = "https://example.com/rooms/1";
+    let chatter = |subject: &str| {
+        let mut request = token_request(Role::Publisher, &[room], &hub.url);
+        request.subject = subject.into();
+        // Publish rights only, verified as either role: enough for a public
+        // room, as a chat's tokens would be.
+        mint(&request, &KeySource::Secret(SECRET.into())).unwrap()
+    };
+    // Another origin for the same hub: `localhost` rather than 127.0.0.1.
+    // The page itself loads from it, so only the handshake can refuse.
+    let foreign = hub.origin.replace("127.0.0.1", "localhost");
+    let spec = json!({
+        "chromium": tools.chromium,
+        "origin": hub.origin,
+        "foreignOrigin": foreign,
+        "hubPath": url::Url::parse(&hub.url).unwrap().path(),
+        "alice": chatter("alice"),
+        "bob": chatter("bob"),
+    });
+    let output = std::process::Command::new(&tools.node)
+        .arg("websocket.mjs")
+        .arg(spec.to_string())
+        .current_dir(DIR)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no report from the pages ({e}): {stdout}"));
+    assert!(report.get("error").is_none(), "{report}");
+    for name in ["alice", "bob"] {
+        let side = &report[name];
+        assert_eq!(side["joined"], true, "{report}");
+        assert_eq!(side["errors"], json!([]), "{report}");
+        assert_eq!(side["acks"], json!(["m0", "m1"]), "{report}");
+        let mut lines: Vec<&str> = side["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["data"].as_str().unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4, "{report}");
+        lines.sort();
+        assert_eq!(
+            lines,
+            ["fine, thanks", "hello bob", "hi alice", "how are you?"]
+        );
+    }
+    // Both read one conversation, in the hub's order.
+    assert_eq!(
+        report["alice"]["events"], report["bob"]["events"],
+        "{report}"
+    );
+    assert_eq!(report["foreign"]["joined"], false, "{report}");
+}
