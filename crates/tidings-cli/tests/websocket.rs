@@ -776,3 +776,56 @@ fn two_browser_pages_chat_over_websockets() {
     );
     assert_eq!(report["foreign"]["joined"], false, "{report}");
 }
+
+crate::cluster_tests!(sockets_on_two_nodes_share_the_log);
+
+/// WebSockets on two nodes of a cluster: publications from a socket on one
+/// node and from HTTP on the other reach both sockets in the log's order,
+/// and a socket resumes on either node.
+async fn sockets_on_two_nodes_share_the_log(engine: support::cluster::Engine) {
+    use support::cluster::{Cluster, Node};
+    let history = engine.history();
+    let cluster = Cluster {
+        nodes: vec![Node::start(&history, &[]), Node::start(&history, &[])],
+        engine,
+    };
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let mut on_a = open(a, &[]).await.unwrap();
+    on_a.subscribe("s", json!(BOOK), None).await;
+    let mut on_b = open_with_token(b, &both_roles(b, &["*"])).await;
+    on_b.subscribe("s", json!(BOOK), None).await;
+
+    on_b.send(json!({"type": "publish", "ref": "p", "topic": BOOK, "data": "from b"}))
+        .await;
+    let from_a = a.publish(BOOK, "from a").await;
+    let mut seen_on_b = Vec::new();
+    let mut ack = None;
+    while seen_on_b.len() < 2 {
+        let message = on_b.next().await;
+        match message["type"].as_str() {
+            Some("ack") => ack = Some(message["id"].as_str().unwrap().to_string()),
+            Some("event") => seen_on_b.push(message["id"].as_str().unwrap().to_string()),
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    let ack = match ack {
+        Some(ack) => ack,
+        None => on_b.next().await["id"].as_str().unwrap().to_string(),
+    };
+    let seen_on_a =
+        [on_a.next().await, on_a.next().await].map(|m| m["id"].as_str().unwrap().to_string());
+    assert_eq!(seen_on_a[..], seen_on_b[..], "one order on every node");
+    let mut both = [ack, from_a];
+    both.sort();
+    let mut seen = seen_on_a.clone();
+    seen.sort();
+    assert_eq!(seen, both);
+
+    // A cursor from one node resumes on the other.
+    let mut resumed = open(b, &[]).await.unwrap();
+    resumed
+        .subscribe("s", json!(BOOK), Some(&seen_on_a[0]))
+        .await;
+    assert_eq!(resumed.next().await["id"], seen_on_a[1].as_str());
+    resumed.quiet().await;
+}
