@@ -72,6 +72,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub subscribe_url: String,
 
+    /// With a `ws://` subscription URL: the message that subscribes, with
+    /// `{topic}` where the topic goes, e.g.
+    /// {"type":"subscribe","subscription":"s","match":"{topic}"}
+    /// (none: the URL subscribes).
+    #[arg(long)]
+    pub ws_subscribe: Option<String>,
+
     /// Subscription URL for URL-pattern subscribers (patterns scenario), e.g.
     /// http://127.0.0.1:8080/.well-known/mercure?match_urlpattern={topic}
     #[arg(long)]

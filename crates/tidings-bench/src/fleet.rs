@@ -7,6 +7,7 @@
 
 use crate::h1;
 use crate::h2;
+use crate::ws;
 use crate::source::Sources;
 use crate::tally::Tally;
 use crate::target::Template;
@@ -43,6 +44,10 @@ pub struct Options {
     pub concurrency: usize,
     pub timeout: Duration,
     pub headers: Vec<(String, String)>,
+    /// For `ws://` subscriptions: the message that subscribes, with
+    /// `{topic}` where the topic goes (JSON-escaped); none when the URL
+    /// subscribes.
+    pub subscribe_message: Option<String>,
 }
 
 /// How opening went.
@@ -164,6 +169,10 @@ impl Fleet {
             let ended = self.ended.clone();
             let sources = options.sources;
             let timeout = options.timeout;
+            let message = options.subscribe_message.as_ref().map(|template| {
+                let topic = serde_json::to_string(&sub.topic).unwrap_or_default();
+                template.replace("{topic}", topic.trim_matches('"'))
+            });
             let send =
                 (!connections.is_empty()).then(|| connections[i % connections.len()].clone());
             self.tasks.spawn(async move {
@@ -193,6 +202,13 @@ impl Fleet {
                         match tokio::time::timeout(timeout, sources.connect(i, sub.url.addr()))
                             .await
                         {
+                            Ok(Ok(stream)) if sub.url.is_websocket() => {
+                                let url = sub.url.url_for(&sub.topic);
+                                let on_data = |data: &[u8]| tally.observe(i, data);
+                                let message = message.as_deref();
+                                ws::subscribe(stream, &url, message, &header_refs, signal, on_data)
+                                    .await
+                            }
                             Ok(Ok(stream)) => {
                                 h1::subscribe(stream, &request, signal, on_event).await
                             }

@@ -21,6 +21,7 @@ mod table;
 mod tally;
 mod target;
 mod token;
+mod ws;
 
 use clap::{Parser, ValueEnum};
 use cli::{Cli, Command};

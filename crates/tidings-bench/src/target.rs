@@ -19,9 +19,11 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// A parsed `http://` URL template.
+/// A parsed `http://` (or `ws://`) URL template.
 #[derive(Debug, Clone)]
 pub struct Template {
+    /// A `ws://` URL: subscriptions open WebSockets.
+    websocket: bool,
     addr: SocketAddr,
     /// `host:port` as written, for the Host header.
     authority: String,
@@ -34,9 +36,11 @@ impl Template {
         // `{` and `}` are not valid in a URI, so parse with a stand-in.
         let probe = url.replace("{topic}", "TOPIC");
         let uri: Uri = probe.parse().with_context(|| format!("bad URL {url}"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!("only http:// URLs are supported: {url}");
-        }
+        let websocket = match uri.scheme_str() {
+            Some("http") => false,
+            Some("ws") => true,
+            _ => bail!("only http:// and ws:// URLs are supported: {url}"),
+        };
         let authority = uri.authority().context("URL without host")?;
         let ip = match authority.host() {
             "localhost" => Ipv4Addr::LOCALHOST,
@@ -54,10 +58,15 @@ impl Template {
             .and_then(|start| url[start..].find('/').map(|i| start + i));
         let path = path_start.map_or("/".to_string(), |i| url[i..].to_string());
         Ok(Template {
+            websocket,
             addr: SocketAddr::from((ip, port)),
             authority: authority.as_str().to_string(),
             path,
         })
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        self.websocket
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -75,7 +84,8 @@ impl Template {
 
     /// Absolute URL for `topic`, as HTTP/2 requests carry it.
     pub fn url_for(&self, topic: &str) -> String {
-        format!("http://{}{}", self.authority, self.path_for(topic))
+        let scheme = if self.websocket { "ws" } else { "http" };
+        format!("{scheme}://{}{}", self.authority, self.path_for(topic))
     }
 }
 

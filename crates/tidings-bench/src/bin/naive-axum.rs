@@ -5,9 +5,13 @@
 //! behind silently misses events, and empty topics are never removed.
 //!
 //! GET /events?topic=X streams; POST /publish?topic=X sends the body to it.
+//! GET /ws?topic=X is the same broadcast over axum's WebSocket, with its
+//! default settings, each event sent as `{"type":"event","data":...}`.
 //! Serves HTTP/1.1 and h2c on the same port.
 
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::Router;
@@ -52,6 +56,36 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
+async fn websocket(
+    State(topics): State<Topics>,
+    Query(q): Query<TopicParam>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let rx = channel(&topics, q.topic).subscribe();
+    upgrade.on_upgrade(|socket| forward(socket, rx))
+}
+
+async fn forward(mut socket: WebSocket, mut rx: broadcast::Receiver<String>) {
+    loop {
+        tokio::select! {
+            received = rx.recv() => match received {
+                Ok(data) => {
+                    let message = serde_json::json!({"type": "event", "data": data}).to_string();
+                    if socket.send(Message::Text(message.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
 async fn publish(State(topics): State<Topics>, Query(q): Query<TopicParam>, body: String) {
     // An error only means nobody is listening.
     let _ = channel(&topics, q.topic).send(body);
@@ -65,6 +99,7 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new()
         .route("/events", get(events))
         .route("/publish", post(publish))
+        .route("/ws", get(websocket))
         .with_state(Topics::default());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     // The bound address, so that port 0 can be used and still found.

@@ -116,6 +116,7 @@ async fn hold(args: HoldArgs) -> anyhow::Result<()> {
         concurrency: args.connect_concurrency,
         timeout: Duration::from_secs_f64(args.setup_timeout),
         headers: Vec::new(),
+        subscribe_message: None,
     };
     let rss_before = procfs::self_rss();
     let mut fleet = Fleet::connect(urls[0].addr(), &options).await?;

@@ -64,6 +64,7 @@ impl Context {
                 concurrency: args.connect_concurrency,
                 timeout: Duration::from_secs_f64(args.setup_timeout),
                 headers,
+                subscribe_message: args.ws_subscribe.clone(),
             },
             args,
         })

@@ -34,7 +34,7 @@ use tokio_tungstenite::WebSocketStream;
 /// What an idle socket keeps for reading. tungstenite's default is 128 KiB
 /// per connection; client messages are small, and a large one is read in
 /// more pieces rather than every socket paying for it.
-const READ_BUFFER: usize = 512;
+const READ_BUFFER: usize = 256;
 /// Messages are gathered up to this size before a write; a batch is
 /// flushed whole anyway.
 const WRITE_GATHER: usize = 4096;

@@ -69,8 +69,8 @@ impl Access {
 }
 
 struct Subscription {
-    name: Box<str>,
-    /// `{"subscription":"<name>",`, joined to every body.
+    /// `{"subscription":"<name>",`, joined to every body; also what names
+    /// the subscription here.
     prefix: Box<str>,
     stream: EventStream,
 }
@@ -86,7 +86,9 @@ pub struct Session<S> {
     /// The client's address, for its publish rate.
     client: Option<IpAddr>,
     subscriptions: Vec<Subscription>,
-    publishing: FuturesUnordered<BoxFuture<'static, String>>,
+    /// Publications waiting for the log, with their answers; made at the
+    /// first one, so that a socket that only listens holds nothing here.
+    publishing: Option<FuturesUnordered<BoxFuture<'static, String>>>,
 }
 
 /// What woke the session.
@@ -110,12 +112,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             access,
             client,
             subscriptions: Vec::new(),
-            publishing: FuturesUnordered::new(),
+            publishing: None,
         }
     }
 
-    pub async fn run(mut self) {
-        let ending = match self.authenticate().await {
+    /// Serves the socket until it closes. Takes `&mut self`: a future that
+    /// owns its argument holds it twice, and this one lives as long as the
+    /// connection.
+    pub async fn run(&mut self) {
+        // The futures of rare steps are boxed, here and in `serve`: a
+        // socket's task is sized for its largest state, and it spends its
+        // life in the smallest one, waiting.
+        let ending = match Box::pin(self.authenticate()).await {
             Ok(()) => self.serve().await,
             Err(ending) => ending,
         };
@@ -128,9 +136,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 code: CloseCode::from(code),
                 reason: truncated(reason).into(),
             };
-            let _ = tokio::time::timeout(CLOSING, self.ws.close(Some(frame))).await;
+            let _ = Box::pin(tokio::time::timeout(CLOSING, self.ws.close(Some(frame)))).await;
         } else {
-            let _ = tokio::time::timeout(CLOSING, self.ws.flush()).await;
+            let _ = Box::pin(tokio::time::timeout(CLOSING, self.ws.flush())).await;
         }
     }
 
@@ -167,24 +175,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     async fn serve(&mut self) -> Ending {
         loop {
+            let in_flight = self.publishing.as_ref().map_or(0, FuturesUnordered::len);
+            let publishing = &mut self.publishing;
             let step = tokio::select! {
-                message = self.ws.next(), if self.publishing.len() < MAX_IN_FLIGHT => {
-                    Step::Message(message)
-                }
+                message = self.ws.next(), if in_flight < MAX_IN_FLIGHT => Step::Message(message),
                 step = poll_fn(|cx| poll_subscriptions(&mut self.subscriptions, cx)) => step,
-                Some(answer) = self.publishing.next(), if !self.publishing.is_empty() => {
+                answer = poll_fn(|cx| poll_answer(publishing, cx)), if in_flight > 0 => {
                     Step::Answer(answer)
                 }
             };
             let outcome = match step {
                 Step::Message(message) => match self.received(message) {
-                    Ok(Some(text)) => self.handle(&text).await,
+                    Ok(Some(text)) => Box::pin(self.handle(&text)).await,
                     Ok(None) => return None,
                     Err(ending) => return ending,
                 },
-                Step::Frames(messages) => self.send(messages).await,
+                Step::Frames(messages) => Box::pin(self.send(messages)).await,
                 Step::Ended(ending) => return ending,
-                Step::Answer(answer) => self.send(vec![Message::text(answer)]).await,
+                Step::Answer(answer) => Box::pin(self.send(vec![Message::text(answer)])).await,
             };
             if let Err(ending) = outcome {
                 return ending;
@@ -252,10 +260,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.subscribe(subscription, matchers, last_event_id).await
             }
             ClientMessage::Unsubscribe { subscription } => {
-                let found = self
-                    .subscriptions
-                    .iter()
-                    .position(|s| *s.name == *subscription);
+                let prefix = message::subscription_prefix(&subscription);
+                let found = self.subscriptions.iter().position(|s| s.prefix == prefix);
                 let answer = match found {
                     Some(at) => {
                         self.subscriptions.swap_remove(at);
@@ -302,7 +308,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let detail = format!("a subscription name exceeds {MAX_NAME} bytes");
             return self.refuse(subject, 400, &detail).await;
         }
-        if self.subscriptions.iter().any(|s| *s.name == *name) {
+        let prefix = message::subscription_prefix(&name);
+        if self.subscriptions.iter().any(|s| s.prefix == prefix) {
             let detail = format!("this socket already has a subscription `{name}`");
             return self.refuse(subject, 409, &detail).await;
         }
@@ -325,11 +332,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let hub = &self.http.hub;
         match hub.subscribe_encoded(request, Encoding::WebSocket).await {
             Ok(stream) => {
-                self.subscriptions.push(Subscription {
-                    prefix: message::subscription_prefix(&name),
-                    name: name.into(),
-                    stream,
-                });
+                // One more at a time: most sockets hold one or two.
+                self.subscriptions.reserve_exact(1);
+                self.subscriptions.push(Subscription { prefix, stream });
                 Ok(())
             }
             Err(SubscribeError::ShuttingDown) => Err(close(1001, CloseReason::Shutdown.as_str())),
@@ -365,7 +370,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 .await;
         }
         let http = self.http.clone();
-        self.publishing.push(Box::pin(async move {
+        let publishing = self.publishing.get_or_insert_with(FuturesUnordered::new);
+        publishing.push(Box::pin(async move {
             let subject = Subject::Publication(reference.as_deref());
             match crate::http::publish::publish_granted(&http, &grants, update).await {
                 Ok(id) => message::ack(reference.as_deref(), &id),
@@ -436,6 +442,17 @@ fn poll_subscriptions(subscriptions: &mut [Subscription], cx: &mut Context<'_>) 
     match messages.is_empty() {
         true => Poll::Pending,
         false => Poll::Ready(Step::Frames(messages)),
+    }
+}
+
+/// The next answer to a publication.
+fn poll_answer(
+    publishing: &mut Option<FuturesUnordered<BoxFuture<'static, String>>>,
+    cx: &mut Context<'_>,
+) -> Poll<String> {
+    match publishing.as_mut().map(|answers| answers.poll_next_unpin(cx)) {
+        Some(Poll::Ready(Some(answer))) => Poll::Ready(answer),
+        _ => Poll::Pending,
     }
 }
 
