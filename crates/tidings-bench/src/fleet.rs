@@ -7,10 +7,10 @@
 
 use crate::h1;
 use crate::h2;
-use crate::ws;
 use crate::source::Sources;
 use crate::tally::Tally;
 use crate::target::Template;
+use crate::ws;
 use ::h2::client::SendRequest;
 use bytes::Bytes;
 use std::net::SocketAddr;

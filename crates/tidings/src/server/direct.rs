@@ -1,4 +1,5 @@
-//! The direct path: plain HTTP/1.1 event streams without hyper.
+//! The direct path: plain HTTP/1.1 event streams and WebSockets without
+//! hyper.
 //!
 //! A subscriber connection is the product's unit of cost. Through hyper an
 //! idle HTTP/1.1 stream keeps the connection's read and write buffers and a
@@ -31,7 +32,8 @@ const MAX_IOV: usize = 512;
 
 /// What to do with a fresh connection after looking at its first request.
 pub enum Route {
-    /// The connection was a GET event stream and has been served.
+    /// The connection was a GET event stream or a WebSocket, and has been
+    /// served.
     Served,
     /// HTTP/2 with prior knowledge, replaying what was read.
     Http2(Rewind<TcpStream>),
@@ -44,7 +46,7 @@ pub enum Route {
 /// or, forwarded by a trusted proxy, a slot of its client's own.
 pub async fn route(
     mut stream: TcpStream,
-    http: &HubHttp,
+    http: &Arc<HubHttp>,
     peer: Peer,
     slot: &mut Option<IpSlot>,
 ) -> io::Result<Route> {
@@ -66,6 +68,22 @@ pub async fn route(
             Parsed::Partial => continue,
             Parsed::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
             Parsed::EventStream { query, headers } => (query, headers),
+            Parsed::WebSocket(mut request) => {
+                drop(head);
+                request.extensions.insert(peer);
+                let slot = match http
+                    .admission
+                    .request(&peer, &request.headers, http.hub.metrics())
+                {
+                    Ok(own) => own.or_else(|| slot.take()),
+                    Err(reply) => {
+                        write_reply(&mut stream, reply).await?;
+                        return Ok(Route::Served);
+                    }
+                };
+                crate::websocket::accept_direct(stream, http.clone(), request, slot).await?;
+                return Ok(Route::Served);
+            }
         };
         drop(head);
         let slot = match http.admission.request(&peer, &headers, http.hub.metrics()) {
@@ -109,6 +127,8 @@ enum Parsed {
         query: String,
         headers: HeaderMap,
     },
+    /// A WebSocket handshake on the hub URL, as a request without a body.
+    WebSocket(http::request::Parts),
 }
 
 /// Parses the request head; synchronous, so the parser's borrows of the
@@ -118,6 +138,19 @@ fn parse_head(head: &[u8], http: &HubHttp) -> Parsed {
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
         Ok(httparse::Status::Partial) => Parsed::Partial,
+        // Only a head alone: a client waits for the answer before it
+        // sends frames.
+        Ok(httparse::Status::Complete(length))
+            if length == head.len() && is_websocket(&request, http) =>
+        {
+            let target = request.path.unwrap_or("/");
+            let Ok(built) = http::Request::builder().uri(target).body(()) else {
+                return Parsed::Other;
+            };
+            let (mut parts, ()) = built.into_parts();
+            parts.headers = header_map(request.headers);
+            Parsed::WebSocket(parts)
+        }
         Ok(httparse::Status::Complete(_)) if is_event_stream(&request, http) => {
             let target = request.path.unwrap_or("/");
             let query = target.split_once('?').map_or("", |(_, q)| q);
@@ -129,6 +162,20 @@ fn parse_head(head: &[u8], http: &HubHttp) -> Parsed {
         // Other requests, and malformed ones hyper will answer 400.
         _ => Parsed::Other,
     }
+}
+
+fn is_websocket(request: &httparse::Request<'_, '_>, http: &HubHttp) -> bool {
+    let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
+    request.method == Some("GET")
+        && request.version == Some(1)
+        && path == http.hub.config().path()
+        && request.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("upgrade")
+                && std::str::from_utf8(h.value).is_ok_and(|v| {
+                    v.split(',')
+                        .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+                })
+        })
 }
 
 fn is_event_stream(request: &httparse::Request<'_, '_>, http: &HubHttp) -> bool {
@@ -244,7 +291,7 @@ async fn write_frames(socket: &TcpStream, frames: &mut [Bytes], outbox: &Outbox)
     Ok(())
 }
 
-async fn write_reply(stream: &mut TcpStream, reply: Reply) -> io::Result<()> {
+pub(crate) async fn write_reply(stream: &mut TcpStream, reply: Reply) -> io::Result<()> {
     let head = response_head(
         reply.status.as_u16(),
         reply.status.canonical_reason().unwrap_or(""),

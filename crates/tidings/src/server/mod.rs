@@ -6,6 +6,7 @@ mod h2;
 mod rewind;
 mod stall;
 
+pub(crate) use direct::write_reply;
 pub(crate) use stall::StallWatch;
 
 use crate::forwarded::Peer;

@@ -17,7 +17,7 @@ mod session;
 
 use crate::auth::{presented_token, AuthError};
 use crate::http::{HubHttp, Reply};
-use crate::per_ip::SlotHandoff;
+use crate::per_ip::{IpSlot, SlotHandoff};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::header::{
@@ -27,7 +27,11 @@ use http::{HeaderMap, HeaderValue, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use metered::Metered;
 use session::{Access, Session};
+use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
@@ -44,8 +48,9 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
     has_token(headers, &UPGRADE, "websocket")
 }
 
-/// Answers a WebSocket handshake on the hub URL: `101 Switching Protocols`
-/// and a session on the upgraded connection, or the reason it is refused.
+/// Answers a WebSocket handshake that hyper served (TLS, or an application's
+/// own server): `101 Switching Protocols` and a session on the upgraded
+/// connection, or the reason it is refused.
 pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> Response {
     let accepted = match handshake(&http, &request) {
         Ok(accepted) => accepted,
@@ -58,29 +63,20 @@ pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> R
         )
         .into_response();
     };
-    let client = http.admission.client(&request);
     let slot = request
         .extensions
         .get::<SlotHandoff>()
         .and_then(SlotHandoff::take);
-    let limits = http.hub.config().limits;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_GATHER)
-        .max_message_size(Some(limits.body))
-        .max_frame_size(Some(limits.body));
-    // Frame headers and fragments included, a message may take twice its
-    // payload limit on the wire.
-    let wire_limit = limits.body.saturating_mul(2).saturating_add(4096);
-    let access = accepted.access;
+    let opening = Opening {
+        client: http.admission.client(&request),
+        access: accepted.access,
+        slot,
+        http,
+    };
     tokio::spawn(async move {
-        let Ok(upgraded) = upgrading.await else {
-            return;
-        };
-        let socket = Metered::new(TokioIo::new(upgraded), wire_limit);
-        let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-        Session::new(ws, http, access, client).run().await;
-        drop(slot);
+        if let Ok(upgraded) = upgrading.await {
+            opening.serve(TokioIo::new(upgraded)).await;
+        }
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -89,6 +85,67 @@ pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> R
     headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(SEC_WEBSOCKET_ACCEPT, accepted.key);
     response
+}
+
+/// Answers a WebSocket handshake on the direct path (plain HTTP/1.1), where
+/// the socket becomes the session's without passing through hyper: the
+/// lightest way in, as for event streams. `request` carries the peer.
+pub async fn accept_direct(
+    mut socket: TcpStream,
+    http: Arc<HubHttp>,
+    request: http::request::Parts,
+    slot: Option<IpSlot>,
+) -> io::Result<()> {
+    let accepted = match handshake(&http, &request) {
+        Ok(accepted) => accepted,
+        Err(reply) => return crate::server::write_reply(&mut socket, reply).await,
+    };
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+         sec-websocket-accept: {}\r\n\r\n",
+        accepted.key.to_str().unwrap_or_default()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    let opening = Opening {
+        client: http.admission.client(&request),
+        access: accepted.access,
+        slot,
+        http,
+    };
+    let serving = opening.serve(socket);
+    eprintln!("SIZE serve-future {} session {} ws {}", std::mem::size_of_val(&serving), std::mem::size_of::<Session<TcpStream>>(), std::mem::size_of::<WebSocketStream<Metered<TcpStream>>>());
+    tokio::spawn(serving);
+    Ok(())
+}
+
+/// What a session starts with once the handshake is answered.
+struct Opening {
+    http: Arc<HubHttp>,
+    access: Access,
+    /// The client's address, for its publish rate.
+    client: Option<IpAddr>,
+    /// Its count under `--max-connections-per-ip`, held while it is open.
+    slot: Option<IpSlot>,
+}
+
+impl Opening {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(self, socket: S) {
+        let limits = self.http.hub.config().limits;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_GATHER)
+            .max_message_size(Some(limits.body))
+            .max_frame_size(Some(limits.body));
+        // Frame headers and fragments included, a message may take twice
+        // its payload limit on the wire.
+        let wire_limit = limits.body.saturating_mul(2).saturating_add(4096);
+        let socket = Metered::new(socket, wire_limit);
+        let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
+        let _slot = self.slot;
+        Session::new(ws, self.http, self.access, self.client)
+            .run()
+            .await;
+    }
 }
 
 struct Accepted {

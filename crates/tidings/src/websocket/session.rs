@@ -450,7 +450,10 @@ fn poll_answer(
     publishing: &mut Option<FuturesUnordered<BoxFuture<'static, String>>>,
     cx: &mut Context<'_>,
 ) -> Poll<String> {
-    match publishing.as_mut().map(|answers| answers.poll_next_unpin(cx)) {
+    match publishing
+        .as_mut()
+        .map(|answers| answers.poll_next_unpin(cx))
+    {
         Some(Poll::Ready(Some(answer))) => Poll::Ready(answer),
         _ => Poll::Pending,
     }
