@@ -112,9 +112,7 @@ pub async fn accept_direct(
         slot,
         http,
     };
-    let serving = opening.serve(socket);
-    eprintln!("SIZE serve-future {} session {} ws {}", std::mem::size_of_val(&serving), std::mem::size_of::<Session<TcpStream>>(), std::mem::size_of::<WebSocketStream<Metered<TcpStream>>>());
-    tokio::spawn(serving);
+    tokio::spawn(opening.serve(socket));
     Ok(())
 }
 
@@ -129,7 +127,10 @@ struct Opening {
 }
 
 impl Opening {
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(self, socket: S) {
+    /// Wraps `socket` in a WebSocket, then hands the session a task of its
+    /// own: a task is sized for everything its future ever held, and the
+    /// session's should hold only the session.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, socket: S) {
         let limits = self.http.hub.config().limits;
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
@@ -141,10 +142,8 @@ impl Opening {
         let wire_limit = limits.body.saturating_mul(2).saturating_add(4096);
         let socket = Metered::new(socket, wire_limit);
         let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-        let _slot = self.slot;
-        Session::new(ws, self.http, self.access, self.client)
-            .run()
-            .await;
+        let mut session = Session::new(ws, self.http, self.access, self.client, self.slot);
+        tokio::spawn(async move { session.run().await });
     }
 }
 

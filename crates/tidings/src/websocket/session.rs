@@ -16,6 +16,7 @@ use crate::http::HubHttp;
 use crate::hub::{SubscribeError, SubscribeRequest};
 use crate::matcher::MatchKind;
 use crate::outbox::CloseReason;
+use crate::per_ip::IpSlot;
 use crate::publish_rate::Publisher;
 use crate::stream::EventStream;
 use bytes::Bytes;
@@ -85,6 +86,8 @@ pub struct Session<S> {
     access: Access,
     /// The client's address, for its publish rate.
     client: Option<IpAddr>,
+    /// Its count under `--max-connections-per-ip`, held while it is open.
+    _slot: Option<IpSlot>,
     subscriptions: Vec<Subscription>,
     /// Publications waiting for the log, with their answers; made at the
     /// first one, so that a socket that only listens holds nothing here.
@@ -105,12 +108,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         http: Arc<HubHttp>,
         access: Access,
         client: Option<IpAddr>,
+        slot: Option<IpSlot>,
     ) -> Session<S> {
         Session {
             ws,
             http,
             access,
             client,
+            _slot: slot,
             subscriptions: Vec::new(),
             publishing: None,
         }
