@@ -24,7 +24,7 @@ PORT=18080
 ALSO=()
 INSTALL=auto
 SERVERS="tidings,naive-axum,node,next-route,nchan,pushpin"
-SCENARIOS="idle,fanout,highrate,light-wide,light-fast,topics,patterns,replay,h2"
+SCENARIOS="idle,fanout,highrate,light-wide,light-fast,topics,patterns,replay,h2,ws-idle,ws-fanout"
 SUBS=10000           # idle, fanout and h2 subscribers
 FANOUT_RATE=20       # events/s in fanout and h2 (10,000 x 20 = 200,000 deliveries/s offered)
 # highrate: a log stream or live metrics, many events/s to a moderate audience.
@@ -233,6 +233,8 @@ start_tidings() {
   SUB_URL="http://127.0.0.1:$PORT/.well-known/mercure?topic={topic}"
   PATTERN_URL="http://127.0.0.1:$PORT/.well-known/mercure?match_urlpattern={topic}"
   H2_URL=$SUB_URL
+  WS_URL="ws://127.0.0.1:$PORT/.well-known/mercure"
+  WS_SUBSCRIBE='{"type":"subscribe","subscription":"s","match":"{topic}"}'
   PUB_METHOD=mercure
   PUB_URL="http://127.0.0.1:$PORT/.well-known/mercure"
   PIDS=$!
@@ -244,6 +246,8 @@ start_naive_axum() {
   SERVER_PIDS=($!)
   SUB_URL="http://127.0.0.1:$PORT/events?topic={topic}"
   H2_URL=$SUB_URL
+  WS_URL="ws://127.0.0.1:$PORT/ws?topic={topic}"
+  WS_SUBSCRIBE=
   PUB_METHOD=post
   PUB_URL="http://127.0.0.1:$PORT/publish?topic={topic}"
   PIDS=$!
@@ -387,6 +391,7 @@ supports() { # server scenario -> 0 if the server has the feature
   case "$2" in
     patterns|replay) [ "$1" = tidings ] ;;
     h2) [ "$1" = tidings ] || [ "$1" = naive-axum ] || [ "$1" = nchan ] ;;
+    ws-*) [ "$1" = tidings ] || [ "$1" = naive-axum ] ;;
     *) return 0 ;;
   esac
 }
@@ -416,6 +421,10 @@ run_one() { # server scenario
     light-fast) kind=fanout
       args=(--subs "$LIGHT_FAST_SUBS" --rate "$LIGHT_FAST_RATE" --duration "$DURATION") ;;
     h2) args=(--subs "$SUBS" --rate "$FANOUT_RATE" --duration "$DURATION" --connections "$H2_CONNECTIONS") ;;
+    ws-idle) kind=idle
+      args=(--subs "$SUBS" --rate 0 --duration 0) ;;
+    ws-fanout) kind=fanout
+      args=(--subs "$SUBS" --rate "$FANOUT_RATE" --duration "$DURATION") ;;
     topics) args=(--subs "$TOPIC_SUBS" --rate "$TOPIC_RATE" --duration "$DURATION") ;;
     patterns) args=(--subs "$PATTERN_SUBS" --rate "$PATTERN_RATE" --duration "$DURATION") ;;
     replay) args=(--subs "$REPLAY_SUBS" --behind "$BEHIND" --rate 0) ;;
@@ -443,9 +452,14 @@ run_one() { # server scenario
   fi
   local url=$SUB_URL
   [ "$scenario" = h2 ] && url=$H2_URL
+  local ws=()
+  if [[ "$scenario" == ws-* ]]; then
+    url=$WS_URL
+    [ -n "$WS_SUBSCRIBE" ] && ws=(--ws-subscribe "$WS_SUBSCRIBE")
+  fi
   log "$server / $scenario"
   if ! "$BENCH" run --server "$server" --scenario "$kind" --label "$scenario" "${SYSCALLS[@]}" \
-      --subscribe-url "$url" ${PATTERN_URL:+--pattern-url "$PATTERN_URL"} \
+      --subscribe-url "$url" ${PATTERN_URL:+--pattern-url "$PATTERN_URL"} "${ws[@]}" \
       --publish "$PUB_METHOD" --publish-url "$PUB_URL" --jwt-key "$JWT_KEY" \
       --pids "$PIDS" --with-children \
       --connect-concurrency "$CONNECT_CONCURRENCY" \
@@ -482,7 +496,7 @@ COMMAND=bench/compare.sh
 [ "$SMOKE" = 1 ] && COMMAND="$COMMAND --smoke"
 NOTES=(
   --note "Machine: $(nproc) cores, ${MODEL:-unknown CPU}, $MEM of memory; open-file limit $NOFILE per process."
-  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $COMMAND: idle, fanout and h2 with $SUBS subscribers (h2 over $H2_CONNECTIONS connections), fanout and h2 at $FANOUT_RATE events/s, highrate $HIGH_SUBS subscribers at $HIGH_RATE events/s over $HIGH_PUBLISHERS publishing connections, light-wide $LIGHT_WIDE_SUBS subscribers at $LIGHT_WIDE_RATE events/s, light-fast $LIGHT_FAST_SUBS subscribers at $LIGHT_FAST_RATE events/s, topics $TOPIC_SUBS subscribers at $TOPIC_RATE events/s, patterns $PATTERN_SUBS subscribers at $PATTERN_RATE events/s, $DURATION s of publishing; replay $REPLAY_SUBS clients each $BEHIND events behind."
+  --note "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $COMMAND: idle, fanout and h2 with $SUBS subscribers (h2 over $H2_CONNECTIONS connections), fanout and h2 at $FANOUT_RATE events/s, highrate $HIGH_SUBS subscribers at $HIGH_RATE events/s over $HIGH_PUBLISHERS publishing connections, light-wide $LIGHT_WIDE_SUBS subscribers at $LIGHT_WIDE_RATE events/s, light-fast $LIGHT_FAST_SUBS subscribers at $LIGHT_FAST_RATE events/s, topics $TOPIC_SUBS subscribers at $TOPIC_RATE events/s, patterns $PATTERN_SUBS subscribers at $PATTERN_RATE events/s, $DURATION s of publishing; replay $REPLAY_SUBS clients each $BEHIND events behind; ws-idle and ws-fanout as idle and fanout, over WebSocket."
 )
 if [ "$SMOKE" = 1 ]; then
   OUT="$RESULTS_DIR/benchmarks-smoke.md"
