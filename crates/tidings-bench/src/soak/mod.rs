@@ -77,7 +77,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<bool> {
     // subscriber the chance to catch up with its stream.
     stopping.store(true, Relaxed);
     let caught_up = ledger
-        .wait_caught_up(plan.subscriber_streams(), Duration::from_secs_f64(args.drain))
+        .wait_caught_up(
+            plan.subscriber_streams(),
+            Duration::from_secs_f64(args.drain),
+        )
         .await;
     done.store(true, Relaxed);
     let samples = sampler.await??;

@@ -88,7 +88,10 @@ impl Plan {
                 "match_urlpattern",
                 format!("https://example.com/soak/p/{stream}/:kind/*"),
             ),
-            _ => ("topic", format!("https://example.com/soak/t/{stream}/{{id}}")),
+            _ => (
+                "topic",
+                format!("https://example.com/soak/t/{stream}/{{id}}"),
+            ),
         };
         let path = self.hub.path_for("");
         let sep = if path.contains('?') { '&' } else { '?' };

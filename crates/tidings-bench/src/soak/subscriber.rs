@@ -41,12 +41,7 @@ struct Position {
     next_period: u64,
 }
 
-pub async fn run(
-    index: usize,
-    plan: Arc<Plan>,
-    ledger: Arc<Ledger>,
-    stopping: Arc<AtomicBool>,
-) {
+pub async fn run(index: usize, plan: Arc<Plan>, ledger: Arc<Ledger>, stopping: Arc<AtomicBool>) {
     let stream = plan.stream_of(index);
     let path = plan.subscription_path(stream);
     let mut at = Position {
@@ -103,7 +98,10 @@ async fn open(
         .connect_narrow(index, plan.hub.addr(), narrow)
         .await
         .context("connecting")?;
-    let headers: Vec<(&str, &str)> = last_id.map(|id| ("Last-Event-ID", id)).into_iter().collect();
+    let headers: Vec<(&str, &str)> = last_id
+        .map(|id| ("Last-Event-ID", id))
+        .into_iter()
+        .collect();
     socket
         .write_all(&h1::request(plan.hub.authority(), path, &headers))
         .await?;
@@ -183,7 +181,11 @@ fn next_churn(plan: &Plan, ledger: &Ledger, at: &Position) -> Option<(u64, Insta
     let elapsed = epoch.elapsed().as_secs_f64();
     let from = at.next_period.max(plan.period_after(at.index, elapsed));
     let (period, seconds, churn) = plan.next_churn(at.index, from)?;
-    Some((period, (epoch + Duration::from_secs_f64(seconds)).into(), churn))
+    Some((
+        period,
+        (epoch + Duration::from_secs_f64(seconds)).into(),
+        churn,
+    ))
 }
 
 /// Stops reading for `length`, or until the run is stopping.

@@ -78,7 +78,10 @@ pub fn judge(
         );
     }
 
-    let after: Vec<&Sample> = samples.iter().filter(|s| s.seconds >= args.warmup).collect();
+    let after: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.seconds >= args.warmup)
+        .collect();
     if after.len() < 2 {
         fail(format!(
             "fewer than two samples after the {} s warm-up: memory cannot be judged",
@@ -120,7 +123,11 @@ impl Verdict {
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "soak: published {}, delivered {}", self.published, self.delivered)?;
+        writeln!(
+            f,
+            "soak: published {}, delivered {}",
+            self.published, self.delivered
+        )?;
         writeln!(
             f,
             "soak: lost {}, duplicated {}, not asked for {}, failed publications {}",
