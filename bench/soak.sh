@@ -86,7 +86,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "building tidings and tidings-bench (release)"
-cargo build --release -q --bin tidings -p tidings-cli -p tidings-bench >&2
+cargo build --release -q --bin tidings --bin tidings-bench >&2
 # Copied out of target/: another build must not swap them during the run.
 cp target/release/tidings target/release/tidings-bench "$WORK/"
 
