@@ -2,6 +2,11 @@
 //! position in the stream, and at its moments of churn either reconnects or
 //! stops reading; whenever its stream ends it resumes with the id of the
 //! last event it received as `Last-Event-ID`.
+//!
+//! A slow reader stops reading on a fresh connection: on one that has
+//! carried a burst (a replay after its last disconnection), Linux has grown
+//! the hub's send buffer to megabytes, which would hold a slow stream's
+//! events for many minutes before the hub's own queue saw any.
 
 use super::ledger::{Arrival, Ledger};
 use super::plan::{Churn, Plan};
@@ -28,6 +33,8 @@ const RETRY: Duration = Duration::from_millis(200);
 enum End {
     /// This subscriber's planned reconnection.
     Churned,
+    /// Its turn to stop reading, on a fresh connection.
+    ToPause,
     /// The hub closed the stream (or it broke); `paused` when the
     /// subscriber had stopped reading on it.
     Closed { paused: bool },
@@ -39,6 +46,8 @@ struct Position {
     stream: u32,
     last_id: Option<String>,
     next_period: u64,
+    /// Stop reading as soon as the next connection opens.
+    pause_first: bool,
 }
 
 pub async fn run(index: usize, plan: Arc<Plan>, ledger: Arc<Ledger>, stopping: Arc<AtomicBool>) {
@@ -49,6 +58,7 @@ pub async fn run(index: usize, plan: Arc<Plan>, ledger: Arc<Ledger>, stopping: A
         stream,
         last_id: None,
         next_period: 0,
+        pause_first: false,
     };
     let mut buf = vec![0u8; BUF];
     loop {
@@ -71,6 +81,7 @@ pub async fn run(index: usize, plan: Arc<Plan>, ledger: Arc<Ledger>, stopping: A
         ledger.closed();
         match end {
             End::Churned => ledger.counts.reconnects.fetch_add(1, Relaxed),
+            End::ToPause => 0,
             End::Closed { paused: true } => ledger.counts.slow_resumes.fetch_add(1, Relaxed),
             End::Closed { paused: false } => {
                 tokio::time::sleep(RETRY).await;
@@ -125,7 +136,11 @@ async fn follow(
     buf.copy_within(body_start..filled, 0);
     let mut raw = filled - body_start;
     let mut pending = 0;
-    let mut paused = false;
+    let paused = std::mem::take(&mut at.pause_first);
+    if paused {
+        ledger.counts.pauses.fetch_add(1, Relaxed);
+        pause(plan.slow_pause, stopping).await;
+    }
     let mut planned = None;
     loop {
         let decoded = match decoder.as_mut() {
@@ -163,9 +178,8 @@ async fn follow(
                         _ if stopping.load(Relaxed) || !can_resume => {}
                         Churn::Reconnect => return End::Churned,
                         Churn::Pause => {
-                            paused = true;
-                            ledger.counts.pauses.fetch_add(1, Relaxed);
-                            pause(plan.slow_pause, stopping).await;
+                            at.pause_first = true;
+                            return End::ToPause;
                         }
                     }
                 }

@@ -70,12 +70,14 @@ pub fn judge(
     if published == 0 {
         fail("nothing was published".into());
     }
-    if verdict.pauses > 0 && verdict.slow_resumes == 0 {
-        fail(
-            "no paused reader was disconnected as slow: the pause is too short to fill the \
-             hub's queue and the kernel's buffers (raise --slow-pause or the stream's rate)"
-                .into(),
-        );
+    // Pauses cut short by the end of the run may end without a disconnection.
+    if verdict.slow_resumes * 2 < verdict.pauses {
+        fail(format!(
+            "only {} of {} paused readers were disconnected as slow: the pause is too short \
+             to fill the hub's queue and the kernel's buffers (raise --slow-pause or the \
+             stream's rate)",
+            verdict.slow_resumes, verdict.pauses
+        ));
     }
 
     let after: Vec<&Sample> = samples
