@@ -159,3 +159,93 @@ impl fmt::Display for Verdict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SoakArgs,
+    }
+
+    fn args() -> SoakArgs {
+        let argv = [
+            "soak",
+            "--jwt-key",
+            "k",
+            "--pid",
+            "1",
+            "--subs",
+            "2",
+            "--streams",
+            "1",
+            "--warmup",
+            "20",
+            "--max-rss-growth-mib",
+            "8",
+        ];
+        Cli::parse_from(argv).args
+    }
+
+    /// Samples every 10 s with the given memory, 100 descriptors beyond subscriptions.
+    fn samples(rss: &[f64]) -> Vec<Sample> {
+        rss.iter()
+            .enumerate()
+            .map(|(i, &mib)| Sample {
+                seconds: 10.0 * (i + 1) as f64,
+                rss_mib: Some(mib),
+                fds: Some(102),
+                hub: super::super::metrics::HubFigures {
+                    subscribers: Some(2.0),
+                    ..Default::default()
+                },
+                ..Sample::default()
+            })
+            .collect()
+    }
+
+    /// A run in which both subscribers got both events.
+    fn clean_ledger() -> Ledger {
+        let ledger = Ledger::new(1, 2);
+        for seq in 0..2 {
+            ledger.count_published(0);
+            for sub in 0..2 {
+                ledger.arrive(sub, seq);
+            }
+        }
+        ledger
+    }
+
+    fn judge_with(ledger: &Ledger, rss: &[f64]) -> Verdict {
+        let args = args();
+        let plan = Plan::new(&args).unwrap();
+        judge(&args, &plan, ledger, &samples(rss), 2, true)
+    }
+
+    #[test]
+    fn growth_during_warm_up_is_allowed_after_it_is_not() {
+        let ledger = clean_ledger();
+        assert!(judge_with(&ledger, &[10.0, 30.0, 31.0, 32.0, 33.0]).passed());
+        let leaking = judge_with(&ledger, &[10.0, 30.0, 31.0, 36.0, 40.0]);
+        assert!(!leaking.passed());
+        assert!(
+            leaking.to_string().contains("memory grew 10.0 MiB"),
+            "{leaking}"
+        );
+        // Too short to judge memory at all.
+        assert!(!judge_with(&ledger, &[10.0, 11.0]).passed());
+    }
+
+    #[test]
+    fn an_event_missing_at_the_end_is_a_loss() {
+        let ledger = clean_ledger();
+        ledger.count_published(0);
+        ledger.arrive(0, 2);
+        let verdict = judge_with(&ledger, &[10.0, 10.0, 10.0, 10.0]);
+        assert!(!verdict.passed());
+        assert!(verdict.to_string().contains("1 events lost"), "{verdict}");
+    }
+}
