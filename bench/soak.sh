@@ -24,7 +24,7 @@ PORT=18180
 SUBS=10000
 STREAMS=30
 RATE=100              # events/s over all streams
-PAD=600               # bytes of padding per event
+PAD=1800              # bytes of padding per event: slow streams fill buffers quickly
 DURATION=3600
 PERIOD=60             # churn period, s
 RECONNECT=5           # % of subscribers reconnecting each period
@@ -86,7 +86,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "building tidings and tidings-bench (release)"
-cargo build --release -q --bin tidings --bin tidings-bench >&2
+nice -n 19 cargo build --release -q --bin tidings --bin tidings-bench >&2
 # Copied out of target/: another build must not swap them during the run.
 cp target/release/tidings target/release/tidings-bench "$WORK/"
 
