@@ -18,6 +18,11 @@ use tokio::sync::Semaphore;
 
 const KINDS: [&str; 3] = ["item", "user", "order"];
 
+/// Distinct topics of one pattern or template stream. Bounded like real
+/// resources, so that the hub's per-topic match cache (65,536 topics) fills
+/// during warm-up instead of growing for half an hour.
+const RESOURCES: u64 = 300;
+
 /// Coprime with 100: a subscriber's slot visits all 100 in 100 periods, so
 /// its turns to reconnect come about every 20 periods, not five in a row.
 const STRIDE: u64 = 37;
@@ -99,15 +104,17 @@ impl Plan {
     }
 
     /// The topic event `seq` of `stream` is published to: for patterns and
-    /// templates a different one each time, all matching the stream's selector.
+    /// templates one of `RESOURCES` per stream in turn, all matching the
+    /// stream's selector, as events about many resources would.
     pub fn topic(&self, stream: u32, seq: u64) -> String {
+        let resource = seq % RESOURCES;
         match stream % 3 {
             0 => format!("https://example.com/soak/exact/{stream}"),
             1 => {
                 let kind = KINDS[seq as usize % KINDS.len()];
-                format!("https://example.com/soak/p/{stream}/{kind}/{seq}")
+                format!("https://example.com/soak/p/{stream}/{kind}/{resource}")
             }
-            _ => format!("https://example.com/soak/t/{stream}/{seq}"),
+            _ => format!("https://example.com/soak/t/{stream}/{resource}"),
         }
     }
 
@@ -202,6 +209,7 @@ mod tests {
             "/.well-known/mercure?match_urlpattern=https%3A%2F%2Fexample.com%2Fsoak%2Fp%2F1%2F%3Akind%2F%2A"
         );
         assert_eq!(plan.topic(1, 4), "https://example.com/soak/p/1/user/4");
+        assert_eq!(plan.topic(1, 305), "https://example.com/soak/p/1/order/5");
         assert_eq!(plan.topic(2, 4), "https://example.com/soak/t/2/4");
         assert_eq!(plan.topic(3, 4), "https://example.com/soak/exact/3");
     }
