@@ -28,6 +28,7 @@ set output out.'-tasks.png'
 set title "Connections the hub serves (one task each) and its threads"
 set ylabel 'open subscriptions'
 set y2label 'threads'
+set y2range [0:8]
 plot csv skip 1 using ($1/60):5 with lines ls 1 title 'subscriptions open (/metrics)', \
      '' skip 1 using ($1/60):4 axes x1y2 with lines ls 2 title 'threads (right)'
 unset y2tics
