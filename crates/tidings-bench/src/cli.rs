@@ -25,6 +25,10 @@ pub enum Command {
     /// Run one measurement against a cluster of nodes (or a peer's
     /// equivalent); prints a summary on stderr and one JSON line on stdout.
     Cluster(Box<crate::cluster::ClusterArgs>),
+    /// Run one hub for a long time under churn: reconnections, slow readers,
+    /// publishing on exact topics and patterns; samples the hub to a CSV and
+    /// fails on any loss, duplicate, or growth after warm-up.
+    Soak(Box<crate::soak::SoakArgs>),
     /// Hold part of a cluster run's subscriptions (started by `cluster`).
     #[command(hide = true)]
     Hold(Box<crate::cluster::hold::HoldArgs>),

@@ -72,7 +72,10 @@ pub async fn subscribe(
 
 /// Reads and checks the response head; returns where the body starts, how
 /// much of `buf` is filled, and whether the body is chunked.
-async fn read_head(stream: &mut TcpStream, buf: &mut [u8]) -> anyhow::Result<(usize, usize, bool)> {
+pub async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+) -> anyhow::Result<(usize, usize, bool)> {
     let mut filled = 0;
     loop {
         let n = stream.read(&mut buf[filled..]).await?;

@@ -14,6 +14,7 @@ mod procfs;
 mod publish;
 mod report;
 mod scenario;
+mod soak;
 mod source;
 mod sse;
 mod syscalls;
@@ -78,6 +79,25 @@ fn main() -> anyhow::Result<ExitCode> {
             eprintln!("{}", serde_json::to_string_pretty(&report)?);
             println!("{}", serde_json::to_string(&report)?);
             Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Soak(args) => {
+            let limit = limits::raise_nofile()?;
+            if args.subs as u64 + 64 > limit {
+                eprintln!(
+                    "warning: {} subscribers need more than the open-file limit of {limit}",
+                    args.subs
+                );
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.threads.max(1))
+                .enable_all()
+                .build()?;
+            let passed = runtime.block_on(soak::run(*args))?;
+            Ok(if passed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

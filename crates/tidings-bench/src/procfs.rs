@@ -76,6 +76,21 @@ impl ProcSet {
     }
 }
 
+/// Open file descriptors of a process.
+pub fn open_fds(pid: u32) -> io::Result<usize> {
+    Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// Threads of a process.
+pub fn threads(pid: u32) -> io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Threads"))
+}
+
 /// Resident set size of this process, in bytes.
 pub fn self_rss() -> u64 {
     rss_of_path("/proc/self/status").unwrap_or(0)
@@ -186,5 +201,7 @@ mod tests {
     fn own_process_is_readable() {
         let me = ProcSet::new(vec![std::process::id()], false);
         assert!(me.sample().rss > 0);
+        assert!(open_fds(std::process::id()).unwrap() >= 3);
+        assert!(threads(std::process::id()).unwrap() >= 1);
     }
 }

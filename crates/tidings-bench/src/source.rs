@@ -10,6 +10,9 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use tokio::net::{TcpSocket, TcpStream};
 
+/// Segment size of a narrow client (see [`Sources::connect_narrow`]).
+const NARROW_SEGMENT: libc::c_int = 536;
+
 /// Round-robin choice of source address.
 #[derive(Debug, Clone, Copy)]
 pub struct Sources {
@@ -36,7 +39,26 @@ impl Sources {
     /// Opens a TCP connection to `server` from the source address chosen
     /// for connection `index`.
     pub async fn connect(&self, index: usize, server: SocketAddr) -> std::io::Result<TcpStream> {
+        self.connect_narrow(index, server, None).await
+    }
+
+    /// Like [`connect`](Self::connect), as a client with little room for
+    /// what it has not read: a small receive buffer, and a small segment
+    /// size, which keeps the server's send buffer small too (Linux sizes it
+    /// from the segment size). On loopback a server's send buffer otherwise
+    /// grows past a megabyte, holding minutes of a slow stream.
+    /// With `None`, an ordinary connection.
+    pub async fn connect_narrow(
+        &self,
+        index: usize,
+        server: SocketAddr,
+        recv_buffer: Option<u32>,
+    ) -> std::io::Result<TcpStream> {
         let socket = TcpSocket::new_v4()?;
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size)?;
+            set_int_option(&socket, libc::IPPROTO_TCP, libc::TCP_MAXSEG, NARROW_SEGMENT)?;
+        }
         if let Some(ip) = self.for_connection(index) {
             bind_no_port(&socket)?;
             socket.bind(SocketAddr::V4(SocketAddrV4::new(ip, 0)))?;
@@ -52,14 +74,22 @@ impl Sources {
 /// spread is meant to lift. With it the port is picked at `connect` time,
 /// unique per 4-tuple.
 fn bind_no_port(socket: &TcpSocket) -> std::io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: the fd is a live socket owned by `socket`; `on` outlives the call.
+    set_int_option(socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
+}
+
+fn set_int_option(
+    socket: &TcpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
+    // SAFETY: the fd is a live socket owned by `socket`; `value` outlives the call.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

@@ -324,3 +324,181 @@ async fn streams_close_at_token_expiry_and_at_the_maximum_lifetime() {
         "stream outlived --max-lifetime"
     );
 }
+
+/// The PEM key fixtures of the library's tests.
+fn key_fixture(name: &str) -> String {
+    let path = format!(
+        "{}/../tidings/tests/fixtures/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Serves `document` as a JWK Set to every request, on loopback.
+async fn serve_jwks(document: serde_json::Value) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let body = document.to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    url
+}
+
+/// The claims of a valid token of this hub (minted with the test secret),
+/// to be signed again in hostile ways.
+fn valid_claims(role: Role, hub: &Hub) -> serde_json::Value {
+    let minted = token(Generation::Draft08, role, &["*"], &hub.url, None);
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<serde_json::Value>(
+        &minted,
+        &jsonwebtoken::DecodingKey::from_secret(support::SECRET.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims
+}
+
+fn at_jwt(alg: jsonwebtoken::Algorithm) -> jsonwebtoken::Header {
+    jsonwebtoken::Header {
+        typ: Some("at+jwt".into()),
+        ..jsonwebtoken::Header::new(alg)
+    }
+}
+
+fn signed(
+    header: &jsonwebtoken::Header,
+    claims: &serde_json::Value,
+    key: &jsonwebtoken::EncodingKey,
+) -> String {
+    jsonwebtoken::encode(header, claims, key).unwrap()
+}
+
+/// An unsigned token, which jsonwebtoken refuses to produce.
+fn unsigned(alg: &str, claims: &serde_json::Value) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let part = |value: serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    format!(
+        "{}.{}.",
+        part(serde_json::json!({"alg": alg, "typ": "at+jwt"})),
+        part(claims.clone())
+    )
+}
+
+/// Over real HTTP, the forgeries a hub facing strangers must refuse: an
+/// unsigned token (`alg: none` in any case), an HMAC token keyed with the
+/// hub's RSA public key, a token signed by a key it carries itself (`jwk`,
+/// `jku`, `x5u`), and a token naming a `kid` the JWK Set does not hold or
+/// signed by another key under a known `kid`. Each gets 401, and a refused
+/// publication reaches no subscriber.
+// Two threads: the JWK Set server answers while the hub starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_tokens_are_refused_over_http() {
+    use jsonwebtoken::{jwk::Jwk, Algorithm, EncodingKey};
+    let dir = tempfile::tempdir().unwrap();
+    let public_pem = key_fixture("rsa.pub.pem");
+    let public_path = dir.path().join("rsa.pub.pem");
+    std::fs::write(&public_path, &public_pem).unwrap();
+    let trusted = EncodingKey::from_ec_pem(key_fixture("ec.pem").as_bytes()).unwrap();
+    let attacker = EncodingKey::from_ec_pem(key_fixture("ec2.pem").as_bytes()).unwrap();
+    let mut trusted_jwk = Jwk::from_encoding_key(&trusted, Algorithm::ES256).unwrap();
+    trusted_jwk.common.key_id = Some("one".into());
+    let jwks = serve_jwks(serde_json::json!({ "keys": [trusted_jwk] })).await;
+    let hub = Hub::start_with(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--publisher-jwt-key-file",
+        public_path.to_str().unwrap(),
+        "--jwks-url",
+        &jwks,
+        "--anonymous",
+        "false",
+        "--log",
+        "warn",
+    ]);
+
+    // Publishers: the hub trusts one RSA public key (and the JWK Set).
+    let claims = valid_claims(Role::Publisher, &hub);
+    let rsa = EncodingKey::from_rsa_pem(key_fixture("rsa.pem").as_bytes()).unwrap();
+    let genuine = signed(&at_jwt(Algorithm::RS256), &claims, &rsa);
+    let mut carried = at_jwt(Algorithm::ES256);
+    carried.jwk = Some(Jwk::from_encoding_key(&attacker, Algorithm::ES256).unwrap());
+    carried.jku = Some("https://attacker.example/jwks".into());
+    carried.x5u = Some("https://attacker.example/cert".into());
+    let forgeries = [
+        ("alg none", unsigned("none", &claims)),
+        ("alg None", unsigned("None", &claims)),
+        ("alg NONE", unsigned("NONE", &claims)),
+        (
+            "HMAC keyed with the RSA public key",
+            signed(
+                &at_jwt(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(public_pem.as_bytes()),
+            ),
+        ),
+        (
+            "key carried in the token",
+            signed(&carried, &claims, &attacker),
+        ),
+    ];
+
+    // Subscribers: the hub trusts the JWK Set's key "one".
+    let sub_claims = valid_claims(Role::Subscriber, &hub);
+    let with_kid = |kid: &str| {
+        let mut header = at_jwt(Algorithm::ES256);
+        header.kid = Some(kid.into());
+        header
+    };
+    let reader = signed(&with_kid("one"), &sub_claims, &trusted);
+    let mut watcher = Stream::open(
+        &hub.subscribe_url("match=https%3A%2F%2Fexample.com%2Fhostile"),
+        &[("authorization", &format!("Bearer {reader}"))],
+    )
+    .await;
+    assert_eq!(watcher.status, 200, "the genuine subscriber token");
+    watcher.wait_registered().await;
+    for (kid, key, what) in [
+        ("missing", &attacker, "a kid the JWK Set does not hold"),
+        ("missing", &trusted, "the right key under an unknown kid"),
+        ("one", &attacker, "another key under a known kid"),
+    ] {
+        let forged = signed(&with_kid(kid), &sub_claims, key);
+        let stream = Stream::open(
+            &hub.subscribe_url("match=https%3A%2F%2Fexample.com%2Fhostile"),
+            &[("authorization", &format!("Bearer {forged}"))],
+        )
+        .await;
+        assert_eq!(stream.status, 401, "{what}");
+    }
+    let hostile = [("topic", "https://example.com/hostile"), ("data", "forged")];
+    for (what, forged) in forgeries {
+        assert_eq!(hub.post(Some(&forged), &hostile).await.0, 401, "{what}");
+    }
+    let (status, _) = hub
+        .post(
+            Some(&genuine),
+            &[
+                ("topic", "https://example.com/hostile"),
+                ("data", "genuine"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "the genuine publisher token");
+    let first = watcher
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("an event");
+    assert_eq!(first.data, "genuine", "a refused publication was delivered");
+}

@@ -384,6 +384,51 @@ async fn connections_that_send_no_request_are_closed() {
     assert_eq!(stream.next().await.data, "still open");
 }
 
+/// Slowloris: a head or a publication body that keeps trickling in is cut
+/// at `--head-timeout` all the same, the body with a `408` saying why.
+#[tokio::test]
+async fn a_trickled_head_or_body_is_cut_at_the_head_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = Hub::start(&["--head-timeout", "500ms"]);
+    let address = hub.origin.trim_start_matches("http://").to_string();
+    let token = hub.publisher_token();
+    let head = "GET /.well-known/mercure?match=t HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_string();
+    let body = format!(
+        "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\ntopic=t&data="
+    );
+    for (what, start) in [("head", head), ("body", body)] {
+        let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let (mut read, mut write) = socket.into_split();
+        write.write_all(start.as_bytes()).await.unwrap();
+        // One byte every 100 ms, well past the timeout, unless cut.
+        let trickle = tokio::spawn(async move {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if write.write_all(b"a").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut answer = Vec::new();
+        let started = std::time::Instant::now();
+        // An end of file or a reset: either way the hub closed it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: still open after 5 s"));
+        assert!(started.elapsed() < Duration::from_secs(3), "{what}");
+        trickle.abort();
+        let answer = String::from_utf8_lossy(&answer);
+        match what {
+            "head" => assert_eq!(answer, "", "{what}"),
+            _ => {
+                assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer}");
+                assert!(answer.contains("--head-timeout"), "{what}: {answer}");
+            }
+        }
+    }
+}
+
 /// `--workers` sets the runtime's threads; the hub serves the same with
 /// one or several, and refuses none.
 #[tokio::test]

@@ -86,8 +86,8 @@ pub struct Limits {
     /// Concurrent subscriber connections; more are refused with 429.
     pub connections: usize,
     /// How long a new connection may take to complete its TLS handshake
-    /// and send a request head; a connection that holds a descriptor
-    /// without asking for anything is closed after it.
+    /// and send a request head, and a request its body; a connection that
+    /// holds a descriptor without asking for anything is closed after it.
     pub head_timeout: Duration,
     /// Connections one client address may hold at once (IPv6: one /64);
     /// more are answered 429. Behind a trusted proxy, the requests it

@@ -20,6 +20,7 @@ mod subscriptions;
 pub use reply::Reply;
 
 use crate::auth::AuthError;
+use crate::config::Limits;
 use crate::hub::Hub;
 use crate::server::StallWatch;
 use crate::stream::EventBody;
@@ -118,7 +119,7 @@ async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Res
             crate::websocket::upgrade(http, parts).await
         }
         "GET" => serve_stream(&http, &query, None, &parts).await,
-        "QUERY" => match read_body(body, http.hub.config().limits.body).await {
+        "QUERY" => match read_body(body, &http.hub.config().limits).await {
             Ok(form) => serve_stream(&http, &query, Some(&form), &parts).await,
             Err(reply) => reply.into_response(),
         },
@@ -131,7 +132,7 @@ async fn hub_endpoint(State(http): State<Arc<HubHttp>>, request: Request) -> Res
                     return reply.into_response();
                 }
             }
-            match read_body(body, http.hub.config().limits.body).await {
+            match read_body(body, &http.hub.config().limits).await {
                 Ok(form) => publish::handle(&http, &parts.headers, &form)
                     .await
                     .into_response(),
@@ -176,11 +177,24 @@ async fn serve_stream(
     }
 }
 
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Reply> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        Reply::problem(
+/// Reads a request body of at most `limits.body` bytes, within
+/// `limits.head_timeout`: a client trickling its body must not hold the
+/// connection longer than one trickling its head.
+pub(crate) async fn read_body(body: Body, limits: &Limits) -> Result<bytes::Bytes, Reply> {
+    let limit = limits.body;
+    let read = tokio::time::timeout(limits.head_timeout, axum::body::to_bytes(body, limit));
+    match read.await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(Reply::problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body exceeds {limit} bytes or could not be read"),
-        )
-    })
+        )),
+        Err(_) => Err(Reply::problem(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s (--head-timeout)",
+                limits.head_timeout.as_secs_f64()
+            ),
+        )),
+    }
 }

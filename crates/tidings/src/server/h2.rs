@@ -204,8 +204,8 @@ fn exchange_uncounted(
         let http = http.clone();
         return Some(Exchange::Other(Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let limit = http.hub.config().limits.body;
-            let form = match read_body(Body::new(RequestBody(body)), limit).await {
+            let limits = &http.hub.config().limits;
+            let form = match read_body(Body::new(RequestBody(body)), limits).await {
                 Ok(form) => form,
                 Err(reply) => return send_reply(respond, reply).await,
             };
