@@ -41,6 +41,10 @@ const MAX_CONCURRENT_STREAMS: u32 = 200;
 const SEND_WINDOW: u64 = 1 << 20;
 /// Largest request head accepted, as on HTTP/1.1 and HTTP/2.
 const MAX_HEADER_LIST: u64 = 64 * 1024;
+/// How long a closing connection without requests waits for the client to
+/// close it before closing it itself: closing abandons data not yet sent,
+/// the ends of the last streams among it.
+const LINGER: Duration = Duration::from_secs(1);
 
 type Quic = h3_quinn::Connection;
 type Stream = RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
@@ -182,10 +186,12 @@ async fn connection(
     tokio::pin!(stop, idle);
     let (mut closing, mut idle_armed) = (false, true);
     loop {
-        // The idle clock runs from the moment the last request ended.
+        // The idle clock runs from the moment the last request ended; once
+        // closing, it gives the client a moment to take the ends of its
+        // streams before the connection is closed.
         if exchanges.is_empty() && !idle_armed {
-            idle.as_mut()
-                .reset(tokio::time::Instant::now() + idle_timeout);
+            let wait = if closing { LINGER } else { idle_timeout };
+            idle.as_mut().reset(tokio::time::Instant::now() + wait);
         }
         idle_armed = exchanges.is_empty();
         tokio::select! {
@@ -206,17 +212,21 @@ async fn connection(
                         connection.shutdown(1).await.map_err(io::Error::other)?;
                     }
                 }
-                // Closed after a graceful shutdown, its requests done.
+                // Closed by the client, or after a graceful shutdown.
                 Ok(None) => return Ok(()),
                 Err(error) if error.is_h3_no_error() => return Ok(()),
                 Err(error) => return Err(io::Error::other(error)),
             },
             _ = &mut stop, if !closing => {
-                closing = true;
+                (closing, idle_armed) = (true, false);
                 connection.shutdown(0).await.map_err(io::Error::other)?;
             }
-            _ = &mut idle, if idle_armed && !closing => {
-                closing = true;
+            _ = &mut idle, if idle_armed => {
+                if closing {
+                    // Dropping the connection closes it (H3_NO_ERROR).
+                    return Ok(());
+                }
+                (closing, idle_armed) = (true, false);
                 connection.shutdown(0).await.map_err(io::Error::other)?;
             }
         }
