@@ -311,9 +311,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("console: {console}");
     }
     if let (Some(spki), Some(_)) = (tls.as_ref().and_then(|tls| tls.spki.as_ref()), &http3) {
-        // Chromium takes HTTP/3 to a self-signed certificate only when told to.
-        let port = bound.port();
-        println!("HTTP/3 in Chromium: --origin-to-force-quic-on=localhost:{port} --ignore-certificate-errors-spki-list={spki}");
+        // Chromium takes HTTP/3 to a self-signed certificate only when told
+        // to, and to the address the hub listens on: it tries QUIC to
+        // `localhost` on ::1 first, without falling back.
+        println!("HTTP/3 in Chromium: --origin-to-force-quic-on={bound} --ignore-certificate-errors-spki-list={spki} (open https://{bound}/)");
     }
     tracing::info!(%url, %bound, tls = tls.is_some(), max_subscribers = hub.config().limits.connections, "listening");
     let grace = duration(&args.shutdown_grace)?.unwrap_or(Duration::from_secs(10));
