@@ -19,9 +19,10 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// A parsed `http://` URL template.
+/// A parsed `http://` (or, for HTTP/3, `https://`) URL template.
 #[derive(Debug, Clone)]
 pub struct Template {
+    scheme: String,
     addr: SocketAddr,
     /// `host:port` as written, for the Host header.
     authority: String,
@@ -34,9 +35,10 @@ impl Template {
         // `{` and `}` are not valid in a URI, so parse with a stand-in.
         let probe = url.replace("{topic}", "TOPIC");
         let uri: Uri = probe.parse().with_context(|| format!("bad URL {url}"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!("only http:// URLs are supported: {url}");
-        }
+        let scheme = match uri.scheme_str() {
+            Some(scheme @ ("http" | "https")) => scheme.to_string(),
+            _ => bail!("only http:// (and https:// for HTTP/3) URLs are supported: {url}"),
+        };
         let authority = uri.authority().context("URL without host")?;
         let ip = match authority.host() {
             "localhost" => Ipv4Addr::LOCALHOST,
@@ -47,13 +49,16 @@ impl Template {
         if !ip.is_loopback() {
             bail!("refusing non-loopback target {ip}: benchmarks run on this machine only");
         }
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
         let path_start = url
             .find("://")
             .map(|i| i + 3)
             .and_then(|start| url[start..].find('/').map(|i| start + i));
         let path = path_start.map_or("/".to_string(), |i| url[i..].to_string());
         Ok(Template {
+            scheme,
             addr: SocketAddr::from((ip, port)),
             authority: authority.as_str().to_string(),
             path,
@@ -73,9 +78,14 @@ impl Template {
         self.path.replace("{topic}", &encode(topic))
     }
 
-    /// Absolute URL for `topic`, as HTTP/2 requests carry it.
+    /// Whether the template is an `https://` URL.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// Absolute URL for `topic`, as HTTP/2 and HTTP/3 requests carry it.
     pub fn url_for(&self, topic: &str) -> String {
-        format!("http://{}{}", self.authority, self.path_for(topic))
+        format!("{}://{}{}", self.scheme, self.authority, self.path_for(topic))
     }
 }
 
@@ -110,6 +120,7 @@ mod tests {
     fn refuses_other_hosts() {
         assert!(Template::parse("http://10.0.0.1:80/x").is_err());
         assert!(Template::parse("http://example.com/x").is_err());
-        assert!(Template::parse("https://127.0.0.1/x").is_err());
+        assert!(Template::parse("ftp://127.0.0.1/x").is_err());
+        assert!(Template::parse("https://127.0.0.1/x").unwrap().is_https());
     }
 }
