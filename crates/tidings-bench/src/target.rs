@@ -85,7 +85,12 @@ impl Template {
 
     /// Absolute URL for `topic`, as HTTP/2 and HTTP/3 requests carry it.
     pub fn url_for(&self, topic: &str) -> String {
-        format!("{}://{}{}", self.scheme, self.authority, self.path_for(topic))
+        format!(
+            "{}://{}{}",
+            self.scheme,
+            self.authority,
+            self.path_for(topic)
+        )
     }
 }
 

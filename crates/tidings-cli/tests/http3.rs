@@ -28,8 +28,7 @@ impl Secure {
     }
 
     fn start_serving(http3: bool, extra: &[&str]) -> Secure {
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
         let files = tempfile::tempdir().unwrap();
         let cert = files.path().join("cert.pem");
         let key = files.path().join("key.pem");
@@ -217,7 +216,12 @@ impl Client {
     /// Opens an event stream on `query`, with extra request headers.
     async fn subscribe(&mut self, query: &str, headers: &[(&str, &str)]) -> Events {
         let (response, stream) = self
-            .request("GET", &format!("/.well-known/mercure?{query}"), headers, None)
+            .request(
+                "GET",
+                &format!("/.well-known/mercure?{query}"),
+                headers,
+                None,
+            )
             .await;
         assert_eq!(response.status(), 200);
         assert_eq!(
@@ -293,9 +297,15 @@ async fn subscribe_and_publish_over_http3() {
         .publish(&secure.hub, "https://example.com/b", "for b")
         .await;
     let seen = first.until("data: for a").await;
-    assert!(seen.contains(&format!("id: {a}\ndata: for a\n\n")), "{seen}");
+    assert!(
+        seen.contains(&format!("id: {a}\ndata: for a\n\n")),
+        "{seen}"
+    );
     let seen = second.until("data: for b").await;
-    assert!(seen.contains(&format!("id: {b}\ndata: for b\n\n")), "{seen}");
+    assert!(
+        seen.contains(&format!("id: {b}\ndata: for b\n\n")),
+        "{seen}"
+    );
     assert!(!seen.contains("for a"), "{seen}");
     assert_eq!(client.metric("tidings_subscribers").await, 2);
 }
@@ -366,7 +376,10 @@ async fn a_stream_resumes_after_last_event_id_over_http3() {
     let seen = events.until("data: 3").await.to_string();
     assert!(!seen.contains("data: 1\n"), "{seen}");
     assert!(
-        seen.contains(&format!("id: {}\ndata: 2\n\nid: {}\ndata: 3\n\n", ids[1], ids[2])),
+        seen.contains(&format!(
+            "id: {}\ndata: 2\n\nid: {}\ndata: 3\n\n",
+            ids[1], ids[2]
+        )),
         "{seen}"
     );
     // And live events follow the replay on the same stream.
@@ -417,7 +430,9 @@ async fn a_stalled_http3_reader_is_reset_when_its_queue_overflows() {
     );
     assert!(received <= 8 * 1024, "{received} bytes past a 4 KiB window");
     // The other stream on the connection carries on.
-    let id = publisher.publish(&secure.hub, "reading", "still here").await;
+    let id = publisher
+        .publish(&secure.hub, "reading", "still here")
+        .await;
     assert!(reading
         .until("still here")
         .await
@@ -515,7 +530,12 @@ async fn query_subscriptions_over_http3() {
         let target = "/.well-known/mercure";
         let headers = [("content-type", "application/x-www-form-urlencoded")];
         client
-            .request("QUERY", target, &headers, Some("match=https%3A%2F%2Fexample.com%2Fq"))
+            .request(
+                "QUERY",
+                target,
+                &headers,
+                Some("match=https%3A%2F%2Fexample.com%2Fq"),
+            )
             .await
     };
     assert_eq!(response.status(), 200);
@@ -548,7 +568,14 @@ async fn an_idle_http3_connection_is_closed() {
 #[test]
 fn http3_needs_tls() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--history", "memory", "--http3"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--history",
+            "memory",
+            "--http3",
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -122,9 +122,7 @@ async fn subscribe(
     report.subscribers = count as u64;
     report.connections = match options.transport {
         Transport::Http1 => count as u64,
-        Transport::Http2 { connections } | Transport::Http3 { connections } => {
-            connections as u64
-        }
+        Transport::Http2 { connections } | Transport::Http3 { connections } => connections as u64,
     };
     if setup.failed > 0 {
         report.fail(format!(

@@ -258,7 +258,9 @@ fn events_or_refusal(
                 events: opened.stream,
             }))
         }
-        Err(reply) => Some(Exchange::Other(Box::pin(send_reply(respond, *reply, alt_svc)))),
+        Err(reply) => Some(Exchange::Other(Box::pin(send_reply(
+            respond, *reply, alt_svc,
+        )))),
     }
 }
 

@@ -10,11 +10,11 @@
 //! the stream is reset. Every other request goes through the same axum
 //! router as HTTP/1.1 and HTTP/2.
 
+use super::h2::{head_with, strip_connection_headers};
 use crate::config::HubConfig;
 use crate::forwarded::Peer;
 use crate::http::{read_body, subscribe, HubHttp, Reply};
 use crate::stream::{concat, EventStream};
-use super::h2::{head_with, strip_connection_headers};
 use axum::body::Body;
 use bytes::{Buf, Bytes};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -119,7 +119,9 @@ pub(super) async fn serve(
             .accept(incoming.remote_address().ip(), http.hub.metrics());
         let (http, router, stopping) = (http.clone(), router.clone(), stopping.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection(incoming, http, router, peer, stopping, head_timeout).await {
+            if let Err(error) =
+                connection(incoming, http, router, peer, stopping, head_timeout).await
+            {
                 tracing::debug!(%error, "HTTP/3 connection ended with an error");
             }
             drop(slot);
@@ -349,7 +351,10 @@ fn routed(
     }))
 }
 
-async fn send_response(mut send: SendHalf, response: Response<Body>) -> Result<(), h3::error::StreamError> {
+async fn send_response(
+    mut send: SendHalf,
+    response: Response<Body>,
+) -> Result<(), h3::error::StreamError> {
     let (mut parts, mut body) = response.into_parts();
     strip_connection_headers(&mut parts.headers);
     if let (Some(length), false) = (

@@ -129,7 +129,9 @@ fn advertise(router: axum::Router, http: &HubHttp) -> axum::Router {
         move |mut response: axum::response::Response| {
             let alt_svc = alt_svc.clone();
             async move {
-                response.headers_mut().insert(http::header::ALT_SVC, alt_svc);
+                response
+                    .headers_mut()
+                    .insert(http::header::ALT_SVC, alt_svc);
                 response
             }
         },
