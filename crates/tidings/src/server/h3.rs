@@ -269,7 +269,7 @@ async fn exchange(
         None
     } else {
         let limit = http.hub.config().limits.body;
-        match read_body(Body::new(RequestBody(recv)), limit).await {
+        match read_body(Body::new(RequestBody::new(recv)), limit).await {
             Ok(form) => Some(form),
             Err(reply) => return Some(Exchange::Running(Box::pin(send_reply(send, reply)))),
         }
@@ -338,7 +338,7 @@ fn routed(
     service: TowerToHyperService<axum::Router>,
 ) -> Exchange {
     let (send, recv) = stream.split();
-    let request = request.map(|()| Body::new(RequestBody(recv)));
+    let request = request.map(|()| Body::new(RequestBody::new(recv)));
     let response = service.call(request);
     Exchange::Running(Box::pin(async move {
         let response = match response.await {
@@ -404,8 +404,32 @@ where
     }
 }
 
-/// A request body read from the QUIC stream.
-struct RequestBody(RecvHalf);
+/// A request body read from the QUIC stream. Dropped with more to come (a
+/// body refused as too large, say), it asks the client to stop sending
+/// with `H3_NO_ERROR`, as RFC 9114 §4.1 has it, so the answer still counts.
+struct RequestBody {
+    recv: RecvHalf,
+    /// No read in flight (`h3-quinn` cannot stop a stream mid-read) and the
+    /// end not reached.
+    stoppable: bool,
+}
+
+impl RequestBody {
+    fn new(recv: RecvHalf) -> RequestBody {
+        RequestBody {
+            recv,
+            stoppable: true,
+        }
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if self.stoppable {
+            self.recv.stop_sending(Code::H3_NO_ERROR);
+        }
+    }
+}
 
 impl HttpBody for RequestBody {
     type Data = Bytes;
@@ -415,17 +439,20 @@ impl HttpBody for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match ready!(self.0.poll_recv_data(cx)) {
+        self.stoppable = false;
+        let frame = match ready!(self.recv.poll_recv_data(cx)) {
             Ok(Some(mut data)) => {
+                self.stoppable = true;
                 let data = data.copy_to_bytes(data.remaining());
-                Poll::Ready(Some(Ok(Frame::data(data))))
+                Some(Ok(Frame::data(data)))
             }
-            Ok(None) => match ready!(self.0.poll_recv_trailers(cx)) {
-                Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
-                Ok(None) => Poll::Ready(None),
-                Err(error) => Poll::Ready(Some(Err(error))),
+            Ok(None) => match ready!(self.recv.poll_recv_trailers(cx)) {
+                Ok(Some(trailers)) => Some(Ok(Frame::trailers(trailers))),
+                Ok(None) => None,
+                Err(error) => Some(Err(error)),
             },
-            Err(error) => Poll::Ready(Some(Err(error))),
-        }
+            Err(error) => Some(Err(error)),
+        };
+        Poll::Ready(frame)
     }
 }
