@@ -308,25 +308,31 @@ fn is_query_stream(request: &Request<()>, http: &HubHttp) -> bool {
 
 /// Sends an event stream. QUIC takes a batch only within the client's
 /// flow-control window; while it waits, a queue that overflows resets the
-/// stream, and the client resumes from its last event id.
-async fn pump(mut send: SendHalf, mut events: EventStream) {
-    while let Some(frames) = poll_fn(|cx| events.poll_batch(cx)).await {
-        // A unique borrow: `EventStream` is `Send` but not `Sync`.
-        let watched = &mut events;
-        let overflowed = poll_fn(move |cx| watched.outbox().poll_overflowed(cx));
-        tokio::select! {
-            sent = send.send_data(concat(frames)) => if let Err(error) = sent {
-                tracing::debug!(%error, "HTTP/3 event stream ended with an error");
-                return;
-            },
-            () = overflowed => {
-                send.stop_stream(Code::H3_REQUEST_CANCELLED);
-                return;
+/// stream, and the client resumes from its last event id. An async block
+/// rather than an `async fn`, whose state would keep a second copy of its
+/// arguments, and `h3`'s write futures boxed while in flight: an idle
+/// stream keeps only the two halves it drives.
+fn pump(mut send: SendHalf, mut events: EventStream) -> impl Future<Output = ()> + Send {
+    async move {
+        while let Some(frames) = poll_fn(|cx| events.poll_batch(cx)).await {
+            let sending = Box::pin(send.send_data(concat(frames)));
+            // A unique borrow: `EventStream` is `Send` but not `Sync`.
+            let watched = &mut events;
+            let overflowed = poll_fn(move |cx| watched.outbox().poll_overflowed(cx));
+            tokio::select! {
+                sent = sending => if let Err(error) = sent {
+                    tracing::debug!(%error, "HTTP/3 event stream ended with an error");
+                    return;
+                },
+                () = overflowed => {
+                    send.stop_stream(Code::H3_REQUEST_CANCELLED);
+                    return;
+                }
             }
         }
-    }
-    if let Err(error) = send.finish().await {
-        tracing::debug!(%error, "HTTP/3 event stream not finished");
+        if let Err(error) = Box::pin(send.finish()).await {
+            tracing::debug!(%error, "HTTP/3 event stream not finished");
+        }
     }
 }
 
