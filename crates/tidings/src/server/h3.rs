@@ -244,13 +244,22 @@ async fn exchange(
     service: TowerToHyperService<axum::Router>,
     peer: Peer,
 ) -> Option<Exchange> {
-    let (mut request, stream) = match resolver.resolve_request().await {
-        Ok(resolved) => resolved,
-        Err(error) => {
-            tracing::debug!(%error, "HTTP/3 request not read");
-            return None;
-        }
-    };
+    // A stream that never brings its head would keep the connection from
+    // counting as idle: it gets `--head-timeout`, as a request head does on
+    // TCP.
+    let head_timeout = http.hub.config().limits.head_timeout;
+    let (mut request, stream) =
+        match tokio::time::timeout(head_timeout, resolver.resolve_request()).await {
+            Ok(Ok(resolved)) => resolved,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "HTTP/3 request not read");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!("no HTTP/3 request head in time");
+                return None;
+            }
+        };
     let event_stream = is_event_stream(&request, &http);
     if !event_stream && !is_query_stream(&request, &http) {
         // The router applies the per-address limit itself.
