@@ -168,7 +168,8 @@ pub struct ServeArgs {
     pub publish_burst: Option<u32>,
     /// How long a connection may take to send a request head, TLS
     /// handshake included, and to start its next request when kept alive;
-    /// how long an HTTP/2 connection may go without a stream [default: 60s].
+    /// how long an HTTP/2 or HTTP/3 connection may go without a stream
+    /// [default: 60s].
     #[arg(long, env = "TIDINGS_HEAD_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_timeout: Option<String>,
