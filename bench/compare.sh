@@ -24,7 +24,7 @@ PORT=18080
 ALSO=()
 INSTALL=auto
 SERVERS="tidings,naive-axum,node,next-route,nchan,pushpin"
-SCENARIOS="idle,fanout,highrate,light-wide,light-fast,topics,patterns,replay,h2,ws-idle,ws-fanout"
+SCENARIOS="idle,fanout,highrate,light-wide,light-fast,topics,patterns,replay,h2,h3,ws-idle,ws-fanout"
 SUBS=10000           # idle, fanout and h2 subscribers
 FANOUT_RATE=20       # events/s in fanout and h2 (10,000 x 20 = 200,000 deliveries/s offered)
 # highrate: a log stream or live metrics, many events/s to a moderate audience.
@@ -63,7 +63,7 @@ Options (defaults in brackets):
   --install / --no-install  install missing peers with apt-get [full run: yes, smoke: no]
   --servers LIST          [$SERVERS]
   --scenarios LIST        [$SCENARIOS]
-  --subs N                idle/fanout/h2 subscribers [$SUBS]
+  --subs N                idle/fanout/h2/h3 subscribers [$SUBS]
   --fanout-rate R         [$FANOUT_RATE]
   --high-subs N           highrate subscribers [$HIGH_SUBS]
   --high-rate R           [$HIGH_RATE]
@@ -77,7 +77,7 @@ Options (defaults in brackets):
   --pattern-rate R        [$PATTERN_RATE]
   --replay-subs N         [$REPLAY_SUBS]
   --behind N              [$BEHIND]
-  --h2-connections K      [$H2_CONNECTIONS]
+  --h2-connections K      connections in h2 and h3 [$H2_CONNECTIONS]
   --duration S            [$DURATION]
   --port P               where servers listen (P and P + 1) [$PORT]
   --also NAME=PATH        also run another tidings binary as server NAME (before/after
@@ -224,10 +224,12 @@ fi
 # Servers listen on PORT (and PORT + 1); see --port.
 
 start_tidings() {
-  local tidings=${1:-"$WORK/bin/tidings"} history=()
+  local tidings=${1:-"$WORK/bin/tidings"} history=() http3=()
   # In-memory history is the default; name it where the flag exists.
   "$tidings" serve --help 2>/dev/null | grep -q -- '--history' && history=(--history memory)
-  "$tidings" serve --listen "127.0.0.1:$PORT" --jwt-key "$JWT_KEY" "${history[@]}" \
+  # The h3 scenario: TLS with the development certificate, and HTTP/3.
+  [ -n "${HTTP3:-}" ] && http3=(--tls-self-signed --http3)
+  "$tidings" serve --listen "127.0.0.1:$PORT" --jwt-key "$JWT_KEY" "${history[@]}" "${http3[@]}" \
     > "$WORK/tidings.log" 2>&1 &
   SERVER_PIDS=($!)
   SUB_URL="http://127.0.0.1:$PORT/.well-known/mercure?topic={topic}"
@@ -235,6 +237,7 @@ start_tidings() {
   H2_URL=$SUB_URL
   WS_URL="ws://127.0.0.1:$PORT/.well-known/mercure"
   WS_SUBSCRIBE='{"type":"subscribe","subscription":"s","match":"{topic}"}'
+  H3_URL="https://127.0.0.1:$PORT/.well-known/mercure?topic={topic}"
   PUB_METHOD=mercure
   PUB_URL="http://127.0.0.1:$PORT/.well-known/mercure"
   PIDS=$!
@@ -387,6 +390,8 @@ available() { # server -> 0 if it can run here, installing it if allowed
 }
 
 supports() { # server scenario -> 0 if the server has the feature
+  # HTTP/3 is measured on this tidings only (beside its h2 figures).
+  [ "$2" = h3 ] && { [ "$1" = tidings ]; return; }
   also_bin "$1" >/dev/null && return 0
   case "$2" in
     patterns|replay) [ "$1" = tidings ] ;;
@@ -425,6 +430,7 @@ run_one() { # server scenario
       args=(--subs "$SUBS" --rate 0 --duration 0) ;;
     ws-fanout) kind=fanout
       args=(--subs "$SUBS" --rate "$FANOUT_RATE" --duration "$DURATION") ;;
+    h3) args=(--subs "$SUBS" --rate 0 --duration 0 --connections "$H2_CONNECTIONS") ;;
     topics) args=(--subs "$TOPIC_SUBS" --rate "$TOPIC_RATE" --duration "$DURATION") ;;
     patterns) args=(--subs "$PATTERN_SUBS" --rate "$PATTERN_RATE" --duration "$DURATION") ;;
     replay) args=(--subs "$REPLAY_SUBS" --behind "$BEHIND" --rate 0) ;;
@@ -442,6 +448,7 @@ run_one() { # server scenario
   else
     start=("start_${server//-/_}")
   fi
+  HTTP3=; [ "$scenario" = h3 ] && HTTP3=1
   if ! "${start[@]}"; then
     loud "$server did not start; see its log below"
     tail -n 20 "$WORK"/*.log "$WORK"/*/*.log 2>/dev/null >&2 || true
@@ -457,6 +464,7 @@ run_one() { # server scenario
     url=$WS_URL
     [ -n "$WS_SUBSCRIBE" ] && ws=(--ws-subscribe "$WS_SUBSCRIBE")
   fi
+  [ "$scenario" = h3 ] && url=$H3_URL
   log "$server / $scenario"
   if ! "$BENCH" run --server "$server" --scenario "$kind" --label "$scenario" "${SYSCALLS[@]}" \
       --subscribe-url "$url" ${PATTERN_URL:+--pattern-url "$PATTERN_URL"} "${ws[@]}" \

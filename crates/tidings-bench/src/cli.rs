@@ -50,6 +50,9 @@ pub enum Scenario {
     Replay,
     /// Fan-out with M subscriptions over K HTTP/2 connections (h2c).
     H2,
+    /// M idle subscriptions over K HTTP/3 connections (an https:// hub
+    /// with --http3): server memory per extra stream.
+    H3,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -123,7 +126,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5.0)]
     pub duration: f64,
 
-    /// HTTP/2 connections carrying the subscriptions (h2 scenario).
+    /// HTTP/2 or HTTP/3 connections carrying the subscriptions (h2 and h3
+    /// scenarios).
     #[arg(long, default_value_t = 100)]
     pub connections: usize,
 

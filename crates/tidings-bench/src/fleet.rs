@@ -7,6 +7,7 @@
 
 use crate::h1;
 use crate::h2;
+use crate::h3;
 use crate::source::Sources;
 use crate::tally::Tally;
 use crate::target::Template;
@@ -34,6 +35,8 @@ pub enum Transport {
     Http1,
     /// Subscriptions spread over this many HTTP/2 connections.
     Http2 { connections: usize },
+    /// Subscriptions spread over this many HTTP/3 connections.
+    Http3 { connections: usize },
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +68,8 @@ pub struct Fleet {
     ended: Arc<AtomicU64>,
     /// The HTTP/2 connections subscriptions are spread over, if any.
     connections: Vec<SendRequest<Bytes>>,
+    /// The HTTP/3 connections subscriptions are spread over, if any.
+    quic: Vec<h3::Send>,
 }
 
 impl Fleet {
@@ -78,13 +83,25 @@ impl Fleet {
             tasks: JoinSet::new(),
             ended: Arc::new(AtomicU64::new(0)),
             connections: Vec::new(),
+            quic: Vec::new(),
         };
-        if let Transport::Http2 { connections } = options.transport {
-            for i in 0..connections.max(1) {
-                let stream = options.sources.connect(i, server).await?;
-                let (send, driver) = h2::connect(stream).await?;
-                fleet.tasks.spawn(driver);
-                fleet.connections.push(send);
+        match options.transport {
+            Transport::Http1 => {}
+            Transport::Http2 { connections } => {
+                for i in 0..connections.max(1) {
+                    let stream = options.sources.connect(i, server).await?;
+                    let (send, driver) = h2::connect(stream).await?;
+                    fleet.tasks.spawn(driver);
+                    fleet.connections.push(send);
+                }
+            }
+            Transport::Http3 { connections } => {
+                let endpoint = h3::endpoint()?;
+                for _ in 0..connections.max(1) {
+                    let (send, driver) = h3::connect(&endpoint, server).await?;
+                    fleet.tasks.spawn(driver);
+                    fleet.quic.push(send);
+                }
             }
         }
         Ok(fleet)
@@ -161,6 +178,7 @@ impl Fleet {
     ) -> anyhow::Result<()> {
         let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
         let connections = self.connections.clone();
+        let quic = self.quic.clone();
         for (i, sub) in subs.into_iter().enumerate() {
             let permit = permits.clone().acquire_owned().await?;
             let tally = tally.clone();
@@ -175,6 +193,7 @@ impl Fleet {
             });
             let send =
                 (!connections.is_empty()).then(|| connections[i % connections.len()].clone());
+            let send_quic = (!quic.is_empty()).then(|| quic[i % quic.len()].clone());
             self.tasks.spawn(async move {
                 let mut pending = Some((permit, ready));
                 let signal = || {
@@ -188,12 +207,16 @@ impl Fleet {
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_str()))
                     .collect();
-                let result = match send {
-                    Some(send) => {
+                let result = match (send, send_quic) {
+                    (Some(send), _) => {
                         let url = sub.url.url_for(&sub.topic);
                         h2::subscribe(send, &url, &header_refs, signal, on_event).await
                     }
-                    None => {
+                    (None, Some(send)) => {
+                        let url = sub.url.url_for(&sub.topic);
+                        h3::subscribe(send, &url, &header_refs, signal, on_event).await
+                    }
+                    (None, None) => {
                         let request = h1::request(
                             sub.url.authority(),
                             &sub.url.path_for(&sub.topic),

@@ -8,6 +8,7 @@ mod cluster;
 mod fleet;
 mod h1;
 mod h2;
+mod h3;
 mod limits;
 mod payload;
 mod procfs;

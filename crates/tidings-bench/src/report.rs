@@ -148,7 +148,7 @@ impl fmt::Display for Report {
                 self.server_rss_per_sub.map(|v| format!("{v:.0} B")),
             ),
             (
-                "server RSS per HTTP/2 stream",
+                "server RSS per extra stream",
                 self.server_rss_per_stream.map(|v| format!("{v:.0} B")),
             ),
             (

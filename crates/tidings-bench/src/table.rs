@@ -50,7 +50,7 @@ const METRICS: &[Metric] = &[
         show: bytes,
     },
     Metric {
-        label: "server RSS per extra HTTP/2 stream",
+        label: "server RSS per extra HTTP/2 or HTTP/3 stream",
         ratio: true,
         better: Better::Lower,
         get: |r| r.server_rss_per_stream,

@@ -19,11 +19,11 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// A parsed `http://` (or `ws://`) URL template.
+/// A parsed `http://` URL template (or `https://` for HTTP/3, `ws://` for
+/// WebSockets).
 #[derive(Debug, Clone)]
 pub struct Template {
-    /// A `ws://` URL: subscriptions open WebSockets.
-    websocket: bool,
+    scheme: String,
     addr: SocketAddr,
     /// `host:port` as written, for the Host header.
     authority: String,
@@ -36,10 +36,9 @@ impl Template {
         // `{` and `}` are not valid in a URI, so parse with a stand-in.
         let probe = url.replace("{topic}", "TOPIC");
         let uri: Uri = probe.parse().with_context(|| format!("bad URL {url}"))?;
-        let websocket = match uri.scheme_str() {
-            Some("http") => false,
-            Some("ws") => true,
-            _ => bail!("only http:// and ws:// URLs are supported: {url}"),
+        let scheme = match uri.scheme_str() {
+            Some(scheme @ ("http" | "https" | "ws")) => scheme.to_string(),
+            _ => bail!("only http://, https:// (HTTP/3) and ws:// URLs are supported: {url}"),
         };
         let authority = uri.authority().context("URL without host")?;
         let ip = match authority.host() {
@@ -51,14 +50,16 @@ impl Template {
         if !ip.is_loopback() {
             bail!("refusing non-loopback target {ip}: benchmarks run on this machine only");
         }
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
         let path_start = url
             .find("://")
             .map(|i| i + 3)
             .and_then(|start| url[start..].find('/').map(|i| start + i));
         let path = path_start.map_or("/".to_string(), |i| url[i..].to_string());
         Ok(Template {
-            websocket,
+            scheme,
             addr: SocketAddr::from((ip, port)),
             authority: authority.as_str().to_string(),
             path,
@@ -66,7 +67,7 @@ impl Template {
     }
 
     pub fn is_websocket(&self) -> bool {
-        self.websocket
+        self.scheme == "ws"
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -82,10 +83,19 @@ impl Template {
         self.path.replace("{topic}", &encode(topic))
     }
 
-    /// Absolute URL for `topic`, as HTTP/2 requests carry it.
+    /// Whether the template is an `https://` URL.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// Absolute URL for `topic`, as HTTP/2 and HTTP/3 requests carry it.
     pub fn url_for(&self, topic: &str) -> String {
-        let scheme = if self.websocket { "ws" } else { "http" };
-        format!("{scheme}://{}{}", self.authority, self.path_for(topic))
+        format!(
+            "{}://{}{}",
+            self.scheme,
+            self.authority,
+            self.path_for(topic)
+        )
     }
 }
 
@@ -120,6 +130,7 @@ mod tests {
     fn refuses_other_hosts() {
         assert!(Template::parse("http://10.0.0.1:80/x").is_err());
         assert!(Template::parse("http://example.com/x").is_err());
-        assert!(Template::parse("https://127.0.0.1/x").is_err());
+        assert!(Template::parse("ftp://127.0.0.1/x").is_err());
+        assert!(Template::parse("https://127.0.0.1/x").unwrap().is_https());
     }
 }

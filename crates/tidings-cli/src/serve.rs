@@ -168,8 +168,8 @@ pub struct ServeArgs {
     pub publish_burst: Option<u32>,
     /// How long a connection may take to send a request head, TLS
     /// handshake included, and a request its body, and to start its next
-    /// request when kept alive; how long an HTTP/2 connection may go without
-    /// a stream [default: 60s].
+    /// request when kept alive; how long an HTTP/2 or HTTP/3 connection may
+    /// go without a stream [default: 60s].
     #[arg(long, env = "TIDINGS_HEAD_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_timeout: Option<String>,
@@ -193,6 +193,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDINGS_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_self_signed: Option<bool>,
+    /// Serve HTTP/3 too (QUIC, on the same port number over UDP), advertised with Alt-Svc;
+    /// needs TLS [default: false].
+    #[arg(long, env = "TIDINGS_HTTP3", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http3: Option<bool>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "TIDINGS_LOG_FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,7 +246,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => {
             let (scheme, host) = match &tls {
-                Some((_, true)) => ("https", format!("localhost:{}", bound.port())),
+                Some(tls) if tls.self_signed => ("https", format!("localhost:{}", bound.port())),
                 Some(_) => ("https", bound.to_string()),
                 None => ("http", bound.to_string()),
             };
@@ -290,6 +295,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--publish-burst needs --publish-rate");
     }
     config.trusted_proxies = trusted_proxies(args.trusted_proxies.as_deref().unwrap_or_default())?;
+    let http3 = http3(&args, tls.as_ref(), bound, &config)?;
     let (log, store) = history(&args).await?;
     let hub = Hub::start(config, log)
         .await
@@ -305,12 +311,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let console = url.join("/")?;
         println!("console: {console}");
     }
+    if let (Some(spki), Some(_)) = (tls.as_ref().and_then(|tls| tls.spki.as_ref()), &http3) {
+        // Chromium takes HTTP/3 to a self-signed certificate only when told
+        // to, and to the address the hub listens on: it tries QUIC to
+        // `localhost` on ::1 first, without falling back.
+        println!("HTTP/3 in Chromium: --origin-to-force-quic-on={bound} --ignore-certificate-errors-spki-list={spki} (open https://{bound}/)");
+    }
     tracing::info!(%url, %bound, tls = tls.is_some(), max_subscribers = hub.config().limits.connections, "listening");
     let grace = duration(&args.shutdown_grace)?.unwrap_or(Duration::from_secs(10));
     tidings::server::serve(
         listener,
         hub,
-        tls.map(|(acceptor, _)| acceptor),
+        tls.map(|tls| tls.acceptor),
+        http3,
         shutdown_signal(),
         grace,
     )
@@ -322,6 +335,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The HTTP/3 endpoint on the TCP port's number, when `--http3` is on.
+fn http3(
+    args: &ServeArgs,
+    tls: Option<&crate::tls::Tls>,
+    bound: SocketAddr,
+    config: &HubConfig,
+) -> anyhow::Result<Option<tidings::server::Http3>> {
+    if !args.http3.unwrap_or(false) {
+        return Ok(None);
+    }
+    let Some(tls) = tls else {
+        bail!("--http3 needs TLS (--tls-cert and --tls-key, or --tls-self-signed)");
+    };
+    let http3 = tidings::server::Http3::bind(bound, &tls.config, config)
+        .with_context(|| format!("cannot serve HTTP/3 on {bound} (UDP)"))?;
+    tracing::info!(%bound, "serving HTTP/3");
+    Ok(Some(http3))
 }
 
 fn at_least_one(flag: &str, value: Option<u32>) -> anyhow::Result<Option<u32>> {

@@ -11,6 +11,7 @@ pub async fn run(ctx: &Context, transport: Transport) -> anyhow::Result<Report> 
     let name = match transport {
         Transport::Http1 => "fanout",
         Transport::Http2 { .. } => "h2",
+        Transport::Http3 { .. } => "h3",
     };
     let mut report = Report::new(&ctx.args.server, name);
     let the_topic = topic("fanout", 0);

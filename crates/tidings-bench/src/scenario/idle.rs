@@ -1,5 +1,6 @@
-//! `idle`: N subscribers that receive nothing. Measures set-up rate and
-//! server memory per subscriber.
+//! `idle` and `h3`: N subscribers that receive nothing, over HTTP/1.1 or
+//! multiplexed over HTTP/3 connections. Measures set-up rate and server
+//! memory per subscriber (and, on HTTP/3, per extra stream).
 
 use super::{subscribe, topic, Context};
 use crate::fleet::{Subscription, Transport};
@@ -7,8 +8,15 @@ use crate::report::Report;
 use crate::tally::Tally;
 use std::sync::Arc;
 
-pub async fn run(ctx: &Context) -> anyhow::Result<Report> {
-    let mut report = Report::new(&ctx.args.server, "idle");
+pub async fn run(ctx: &Context, transport: Transport) -> anyhow::Result<Report> {
+    let name = match transport {
+        Transport::Http3 { .. } => "h3",
+        _ => "idle",
+    };
+    if matches!(transport, Transport::Http3 { .. }) != ctx.subscribe.is_https() {
+        anyhow::bail!("the h3 scenario, and only it, takes an https:// subscribe URL");
+    }
+    let mut report = Report::new(&ctx.args.server, name);
     let subs = (0..ctx.args.subs)
         .map(|_| Subscription {
             url: ctx.subscribe.clone(),
@@ -21,7 +29,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<Report> {
         &mut report,
         subs,
         tally.clone(),
-        &ctx.options(Transport::Http1),
+        &ctx.options(transport),
     )
     .await?;
     if fleet.ended() > 0 {

@@ -86,11 +86,15 @@ impl Context {
 
 pub async fn run(ctx: &Context) -> anyhow::Result<Report> {
     let mut report = match ctx.args.scenario {
-        Scenario::Idle => idle::run(ctx).await?,
+        Scenario::Idle => idle::run(ctx, Transport::Http1).await?,
         Scenario::Fanout => fanout::run(ctx, Transport::Http1).await?,
         Scenario::H2 => {
             let connections = ctx.args.connections;
             fanout::run(ctx, Transport::Http2 { connections }).await?
+        }
+        Scenario::H3 => {
+            let connections = ctx.args.connections;
+            idle::run(ctx, Transport::Http3 { connections }).await?
         }
         Scenario::Topics => topics::run(ctx).await?,
         Scenario::Patterns => patterns::run(ctx).await?,
@@ -119,7 +123,7 @@ async fn subscribe(
     report.subscribers = count as u64;
     report.connections = match options.transport {
         Transport::Http1 => count as u64,
-        Transport::Http2 { connections } => connections as u64,
+        Transport::Http2 { connections } | Transport::Http3 { connections } => connections as u64,
     };
     if setup.failed > 0 {
         report.fail(format!(
@@ -135,7 +139,7 @@ async fn subscribe(
     if !ctx.server.is_empty() {
         let server_after = ctx.server.sample();
         report.server_rss_per_sub = Some(per_sub(server_before.rss, server_after.rss));
-        if let Transport::Http2 { .. } = options.transport {
+        if let Transport::Http2 { .. } | Transport::Http3 { .. } = options.transport {
             report.server_rss_per_stream = Some(per_sub(server_connected.rss, server_after.rss));
         }
     }

@@ -27,6 +27,8 @@ pub struct Hub {
     /// The hub's own data directory, so hubs running side by side never
     /// share a history file; removed when dropped.
     pub data_dir: tempfile::TempDir,
+    /// What the hub printed on stdout after its URL line.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Hub {
@@ -107,7 +109,13 @@ impl Hub {
             .expect("the hub URL line")
             .to_string();
         // Keep draining stdout so the hub never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let printed = stdout.clone();
+        std::thread::spawn(move || {
+            for line in lines.by_ref().map_while(Result::ok) {
+                printed.lock().unwrap().push(line);
+            }
+        });
         let origin = url::Url::parse(&url)
             .unwrap()
             .origin()
@@ -117,6 +125,24 @@ impl Hub {
             url,
             origin,
             data_dir,
+            stdout,
+        }
+    }
+
+    /// The first line the hub printed that starts with `prefix`, waiting
+    /// for it up to `wait`.
+    pub fn printed(&self, prefix: &str, wait: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let lines = self.stdout.lock().unwrap();
+            if let Some(line) = lines.iter().find(|line| line.starts_with(prefix)) {
+                return Some(line.clone());
+            }
+            drop(lines);
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

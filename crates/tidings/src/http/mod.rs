@@ -42,6 +42,8 @@ pub struct HubHttp {
     pub origin: String,
     /// Limits on what one client may take.
     pub(crate) admission: admission::Admission,
+    /// `Alt-Svc` for responses over TCP when HTTP/3 is served too.
+    pub(crate) alt_svc: Option<http::HeaderValue>,
 }
 
 impl HubHttp {
@@ -55,6 +57,7 @@ impl HubHttp {
             metadata_path,
             origin,
             hub,
+            alt_svc: None,
         }
     }
 

@@ -16,7 +16,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use h2::server::{Connection, SendResponse};
 use h2::{Reason, RecvStream, SendStream};
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::Full;
 use hyper::service::Service;
@@ -155,7 +155,11 @@ fn exchange(
         .admission
         .request(&peer, request.headers(), http.hub.metrics())
     {
-        Err(reply) => Some(Exchange::Other(Box::pin(send_reply(respond, reply)))),
+        Err(reply) => Some(Exchange::Other(Box::pin(send_reply(
+            respond,
+            reply,
+            http.alt_svc.clone(),
+        )))),
         Ok(None) => exchange_uncounted(request, respond, http, service),
         // Counted for as long as the stream lasts: an allocation only for
         // streams a trusted proxy forwards under a per-address limit.
@@ -191,13 +195,13 @@ fn exchange_uncounted(
                     why,
                 )))
             });
-            return events_or_refusal(respond, opened);
+            return events_or_refusal(respond, opened, http.alt_svc.clone());
         }
         let http = http.clone();
         return Some(Exchange::Opening(Box::pin(async move {
             let query = request.uri().query().unwrap_or("").as_bytes();
             let opened = subscribe::open(&http, query, None, request.headers()).await;
-            events_or_refusal(respond, opened)
+            events_or_refusal(respond, opened, http.alt_svc.clone())
         })));
     }
     if is_query_stream(&request, http) {
@@ -207,11 +211,11 @@ fn exchange_uncounted(
             let limits = &http.hub.config().limits;
             let form = match read_body(Body::new(RequestBody(body)), limits).await {
                 Ok(form) => form,
-                Err(reply) => return send_reply(respond, reply).await,
+                Err(reply) => return send_reply(respond, reply, http.alt_svc.clone()).await,
             };
             let query = parts.uri.query().unwrap_or("").as_bytes();
             let opened = subscribe::open(&http, query, Some(&form), &parts.headers).await;
-            if let Some(exchange) = events_or_refusal(respond, opened) {
+            if let Some(exchange) = events_or_refusal(respond, opened, http.alt_svc.clone()) {
                 exchange.await;
             }
         })));
@@ -242,22 +246,29 @@ fn exchange_uncounted(
 fn events_or_refusal(
     mut respond: SendResponse<Bytes>,
     opened: Result<subscribe::Opened, Box<Reply>>,
+    alt_svc: Option<HeaderValue>,
 ) -> Option<Exchange> {
     match opened {
         Ok(opened) => {
-            let send = send_head(&mut respond, head_with(opened.headers), false)?;
+            let mut head = head_with(opened.headers);
+            advertise(&mut head, alt_svc);
+            let send = send_head(&mut respond, head, false)?;
             Some(Exchange::Events(EventPump {
                 send,
                 events: opened.stream,
             }))
         }
-        Err(reply) => Some(Exchange::Other(Box::pin(send_reply(respond, *reply)))),
+        Err(reply) => Some(Exchange::Other(Box::pin(send_reply(
+            respond, *reply, alt_svc,
+        )))),
     }
 }
 
 /// Answers with a reply that is not a stream.
-async fn send_reply(mut respond: SendResponse<Bytes>, reply: Reply) {
-    if let Some(send) = send_head(&mut respond, head_of(&reply), reply.body.is_empty()) {
+async fn send_reply(mut respond: SendResponse<Bytes>, reply: Reply, alt_svc: Option<HeaderValue>) {
+    let mut head = head_of(&reply);
+    advertise(&mut head, alt_svc);
+    if let Some(send) = send_head(&mut respond, head, reply.body.is_empty()) {
         Pump::new(send, Full::new(reply.body)).await;
     }
 }
@@ -272,7 +283,14 @@ fn is_query_stream(request: &Request<RecvStream>, http: &HubHttp) -> bool {
     request.method().as_str() == "QUERY" && request.uri().path() == http.hub.config().path()
 }
 
-fn head_with(headers: HeaderMap) -> Response<()> {
+/// `Alt-Svc` on the responses the router does not make, when HTTP/3 is on.
+fn advertise(head: &mut Response<()>, alt_svc: Option<HeaderValue>) {
+    if let Some(alt_svc) = alt_svc {
+        head.headers_mut().insert(header::ALT_SVC, alt_svc);
+    }
+}
+
+pub(super) fn head_with(headers: HeaderMap) -> Response<()> {
     let mut head = Response::new(());
     *head.headers_mut() = headers;
     head
@@ -287,9 +305,9 @@ fn head_of(reply: &Reply) -> Response<()> {
     head
 }
 
-/// HTTP/2 forbids the HTTP/1.1 connection headers; `h2` refuses a
-/// response carrying them.
-fn strip_connection_headers(headers: &mut HeaderMap) {
+/// HTTP/2 (and HTTP/3) forbids the HTTP/1.1 connection headers; `h2`
+/// refuses a response carrying them.
+pub(super) fn strip_connection_headers(headers: &mut HeaderMap) {
     for name in [
         header::CONNECTION,
         header::TRANSFER_ENCODING,

@@ -1,12 +1,15 @@
 //! Serving a hub on a socket: plain TCP (HTTP/1.1 and h2c) or TLS (HTTP/2
-//! and HTTP/1.1 through ALPN), with graceful shutdown.
+//! and HTTP/1.1 through ALPN), and HTTP/3 beside TLS, with graceful
+//! shutdown.
 
 mod direct;
 mod h2;
+mod h3;
 mod rewind;
 mod stall;
 
 pub(crate) use direct::write_reply;
+pub use h3::Http3;
 pub(crate) use stall::StallWatch;
 
 use crate::forwarded::Peer;
@@ -25,18 +28,26 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// Serves `hub` on `listener` until `shutdown` resolves, then ends every
-/// stream cleanly (clients reconnect elsewhere) and waits for connections
-/// to finish, at most `grace`.
+/// Serves `hub` on `listener` (and HTTP/3 on `http3`, advertised with
+/// `Alt-Svc`) until `shutdown` resolves, then ends every stream cleanly
+/// (clients reconnect elsewhere) and waits for connections to finish, at
+/// most `grace`.
 pub async fn serve(
     listener: TcpListener,
     hub: Hub,
     tls: Option<TlsAcceptor>,
+    http3: Option<Http3>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> io::Result<()> {
-    let http = Arc::new(HubHttp::new(hub.clone()));
-    let router = crate::http::standalone(http.clone());
+    let mut http = HubHttp::new(hub.clone());
+    http.alt_svc = http3.as_ref().map(Http3::alt_svc).transpose()?;
+    let http = Arc::new(http);
+    let router = advertise(crate::http::standalone(http.clone()), &http);
+    let http3 = http3.map(|http3| {
+        let serving = h3::serve(http3, http.clone(), router.clone(), hub.shutdown_token());
+        tokio::spawn(serving)
+    });
     let graceful = GracefulShutdown::new();
     let mut spare = Spare::reserve();
     tokio::pin!(shutdown);
@@ -101,11 +112,34 @@ pub async fn serve(
     hub.shutdown();
     // Streams on the direct path are not hyper's: wait for them too, so
     // their last events (subscription ends among them) are written.
-    let finished = async { tokio::join!(graceful.shutdown(), hub.closed()) };
+    let http3_closed = async {
+        if let Some(serving) = http3 {
+            let _ = serving.await;
+        }
+    };
+    let finished = async { tokio::join!(graceful.shutdown(), hub.closed(), http3_closed) };
     if tokio::time::timeout(grace, finished).await.is_err() {
         tracing::warn!("connections still open after the grace period");
     }
     Ok(())
+}
+
+/// Adds `Alt-Svc` to every response of the router when HTTP/3 is on.
+fn advertise(router: axum::Router, http: &HubHttp) -> axum::Router {
+    let Some(alt_svc) = http.alt_svc.clone() else {
+        return router;
+    };
+    router.layer(axum::middleware::map_response(
+        move |mut response: axum::response::Response| {
+            let alt_svc = alt_svc.clone();
+            async move {
+                response
+                    .headers_mut()
+                    .insert(http::header::ALT_SVC, alt_svc);
+                response
+            }
+        },
+    ))
 }
 
 /// A connection that has not sent its request head in time is closed.
