@@ -50,22 +50,17 @@ pub async fn route(
 ) -> io::Result<Route> {
     let mut head = Vec::with_capacity(1024);
     loop {
-        if head.len() >= MAX_HEAD {
-            return Ok(Route::Hyper(Rewind::new(head.into(), stream)));
-        }
         if head.capacity() == head.len() {
             head.reserve(head.len());
         }
         if stream.read_buf(&mut head).await? == 0 {
             return Ok(Route::Served);
         }
-        if head.starts_with(b"PRI ") {
-            return Ok(Route::Http2(Rewind::new(head.into(), stream)));
-        }
-        let (query, headers) = match parse_head(&head, http) {
-            Parsed::Partial => continue,
-            Parsed::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
-            Parsed::EventStream { query, headers } => (query, headers),
+        let (query, headers) = match look(&head, http.hub.config().path()) {
+            Look::Partial => continue,
+            Look::Http2 => return Ok(Route::Http2(Rewind::new(head.into(), stream))),
+            Look::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
+            Look::EventStream { query, headers } => (query, headers),
         };
         drop(head);
         let slot = match http.admission.request(&peer, &headers, http.hub.metrics()) {
@@ -100,41 +95,50 @@ pub async fn route(
     }
 }
 
-enum Parsed {
+/// What the bytes read so far from a fresh connection call for.
+pub(crate) enum Look {
+    /// An incomplete request head: read more.
     Partial,
+    /// HTTP/2 with prior knowledge.
+    Http2,
+    /// Anything else, malformed and oversized heads included (hyper
+    /// answers those itself).
     Other,
     /// A GET event stream: what opening the subscription needs, copied out
     /// so that the request head's buffer can go.
-    EventStream {
-        query: String,
-        headers: HeaderMap,
-    },
+    EventStream { query: String, headers: HeaderMap },
 }
 
-/// Parses the request head; synchronous, so the parser's borrows of the
-/// buffer never live on in the task.
-fn parse_head(head: &[u8], http: &HubHttp) -> Parsed {
+/// Looks at everything read so far from a connection to a hub at `path`;
+/// called after every read, so it must not depend on how the bytes were
+/// split. Synchronous, so the parser's borrows of the buffer never live on
+/// in the task.
+pub(crate) fn look(head: &[u8], path: &str) -> Look {
+    if head.starts_with(b"PRI ") {
+        return Look::Http2;
+    }
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
-        Ok(httparse::Status::Partial) => Parsed::Partial,
-        Ok(httparse::Status::Complete(_)) if is_event_stream(&request, http) => {
+        Ok(httparse::Status::Partial) if head.len() >= MAX_HEAD => Look::Other,
+        Ok(httparse::Status::Partial) => Look::Partial,
+        Ok(httparse::Status::Complete(_)) if is_event_stream(&request, path) => {
             let target = request.path.unwrap_or("/");
             let query = target.split_once('?').map_or("", |(_, q)| q);
-            Parsed::EventStream {
+            Look::EventStream {
                 query: query.to_string(),
                 headers: header_map(request.headers),
             }
         }
         // Other requests, and malformed ones hyper will answer 400.
-        _ => Parsed::Other,
+        _ => Look::Other,
     }
 }
 
-fn is_event_stream(request: &httparse::Request<'_, '_>, http: &HubHttp) -> bool {
+fn is_event_stream(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
     let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
     request.method == Some("GET")
-        && path == http.hub.config().path()
+        && path == hub_path
         // hyper handles upgrades and pipelined bodies.
         && !request.headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case("upgrade")

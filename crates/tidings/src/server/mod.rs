@@ -1,7 +1,7 @@
 //! Serving a hub on a socket: plain TCP (HTTP/1.1 and h2c) or TLS (HTTP/2
 //! and HTTP/1.1 through ALPN), with graceful shutdown.
 
-mod direct;
+pub(crate) mod direct;
 mod h2;
 mod rewind;
 mod stall;
