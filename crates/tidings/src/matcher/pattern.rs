@@ -82,7 +82,8 @@ fn brackets_enclose_only_addresses(source: &str) -> bool {
             '[' => {
                 let inside = chars[at + 1..]
                     .iter()
-                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'))
+                    // A pattern escapes the colons: `[\:\:1]`.
+                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '\\'))
                     .count();
                 let close = at + 1 + inside;
                 if chars.get(close) != Some(&']') {
@@ -201,7 +202,7 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_and_expression_classes_keep_their_brackets() {
-        let host = parse("https://[::1]:8080/books/:id").unwrap();
+        let host = parse("https://[\\:\\:1]:8080/books/:id").unwrap();
         assert!(host.matches("https://[::1]:8080/books/1"));
         let class = parse("https://example.com/books/:id([0-9]+)").unwrap();
         assert!(class.matches("https://example.com/books/12"));
