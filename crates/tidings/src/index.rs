@@ -268,3 +268,132 @@ fn matching_patterns<'c>(
     }
     &cache[topic]
 }
+
+#[cfg(test)]
+mod properties {
+    //! The index against a brute-force reference: every subscriber whose
+    //! matchers match one of the event's topics, nobody else.
+
+    use super::*;
+    use crate::event::{Event, Update};
+    use proptest::prelude::*;
+
+    /// Starts and pieces that share literal prefixes, so that the anchors
+    /// narrowing pattern evaluation are put to the test.
+    const STARTS: &[&str] = &[
+        "https://example.com/",
+        "https://example.com/books/",
+        "https://hub.example.com/.well-known/mercure/",
+        "/books/",
+        "books/",
+        "urn:isbn:",
+        "",
+    ];
+    const PIECES: &[&str] = &["1", "2", "a b", "é", "x/1", "%31", "Books", ""];
+    const PATTERN_ENDS: &[&str] = &[":id", "*", ":id/*", "(\\d+)", "1", ":a/:b"];
+    const TEMPLATE_ENDS: &[&str] = &["{id}", "{+rest}", "{/path*}", "{id}/2", "{?q}", "1"];
+
+    fn topic() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(STARTS),
+            prop::sample::select(PIECES),
+            prop::option::of(prop::sample::select(PIECES)),
+        )
+            .prop_map(|(start, piece, more)| match more {
+                Some(more) => format!("{start}{piece}/{more}"),
+                None => format!("{start}{piece}"),
+            })
+    }
+
+    fn matcher() -> impl Strategy<Value = (MatchKind, String)> {
+        let ends = |ends: &'static [&'static str]| {
+            (prop::sample::select(STARTS), prop::sample::select(ends))
+                .prop_map(|(start, end)| format!("{start}{end}"))
+        };
+        prop_oneof![
+            4 => topic().prop_map(|t| (MatchKind::Exact, t)),
+            3 => ends(PATTERN_ENDS).prop_map(|p| (MatchKind::UrlPattern, p)),
+            3 => ends(TEMPLATE_ENDS).prop_map(|t| (MatchKind::Selector, t)),
+            1 => topic().prop_map(|t| (MatchKind::Selector, t)),
+            1 => Just((MatchKind::Exact, "*".to_string())),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Subscribe(Vec<(MatchKind, String)>),
+        /// Removes the live subscriber at this position, modulo their number.
+        Leave(usize),
+        Publish {
+            topics: Vec<String>,
+            private: bool,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => prop::collection::vec(matcher(), 1..4).prop_map(Step::Subscribe),
+            1 => any::<usize>().prop_map(Step::Leave),
+            4 => (prop::collection::vec(topic(), 1..4), prop::bool::weighted(0.1))
+                .prop_map(|(topics, private)| Step::Publish { topics, private }),
+        ]
+    }
+
+    fn base() -> Url {
+        Url::parse("https://hub.example.com/.well-known/mercure").unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn delivers_to_exactly_the_matching_subscribers(steps in prop::collection::vec(step(), 1..40)) {
+            let mut index = Index::new(base(), None);
+            let mut live: Vec<Arc<Subscriber>> = Vec::new();
+            let mut keys = 0;
+            let mut seq = 0;
+            for step in steps {
+                match step {
+                    Step::Subscribe(sources) => {
+                        let matchers: Box<[Arc<Matcher>]> = sources
+                            .iter()
+                            .filter_map(|(kind, source)| Matcher::parse(*kind, source, &base(), 1024).ok())
+                            .map(Arc::new)
+                            .collect();
+                        if matchers.is_empty() {
+                            continue;
+                        }
+                        keys += 1;
+                        let subscriber = Arc::new(Subscriber::new(
+                            keys, uuid::Uuid::nil(), matchers, None, None, seq, crate::frame::Encoding::EventStream,
+                        ));
+                        index.insert(subscriber.clone());
+                        live.push(subscriber);
+                    }
+                    Step::Leave(at) if !live.is_empty() => {
+                        let gone = live.remove(at % live.len());
+                        index.remove(&gone);
+                    }
+                    Step::Leave(_) => {}
+                    Step::Publish { topics, private } => {
+                        seq += 1;
+                        let update = Update { topics, private, ..Update::default() };
+                        let event = Arc::new(Event::from_update(seq, format!("e{seq}"), &update));
+                        let mut delivered = Vec::new();
+                        index.dispatch(&event, |subscriber| {
+                            delivered.push(subscriber.key);
+                            Push::Queued
+                        });
+                        delivered.sort_unstable();
+                        let expected: Vec<u64> = live
+                            .iter()
+                            .filter(|s| !private && s.listens_to(&event))
+                            .map(|s| s.key)
+                            .collect();
+                        prop_assert_eq!(&delivered, &expected, "topics {:?}", update.topics);
+                    }
+                }
+            }
+        }
+    }
+}

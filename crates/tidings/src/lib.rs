@@ -20,6 +20,9 @@ mod follow;
 mod form;
 mod forwarded;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod http;
 mod hub;

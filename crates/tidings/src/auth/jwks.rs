@@ -177,7 +177,7 @@ async fn fetch(client: &reqwest::Client, url: &Url) -> Result<Vec<TrustedKey>, S
 
 /// Reads the usable keys of a JWK Set, skipping (and logging) the others:
 /// a set may legitimately hold encryption keys or algorithms we don't know.
-fn parse(body: &[u8]) -> Result<Vec<TrustedKey>, String> {
+pub(super) fn parse(body: &[u8]) -> Result<Vec<TrustedKey>, String> {
     #[derive(serde::Deserialize)]
     struct JwkSet {
         keys: Vec<serde_json::Value>,

@@ -19,6 +19,13 @@ mod verify;
 #[cfg(test)]
 mod testing;
 
+/// How many usable signature keys a JWK Set document holds, as the hub
+/// reads a fetched one.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn usable_jwks_keys(document: &[u8]) -> Result<usize, String> {
+    jwks::parse(document).map(|keys| keys.len())
+}
+
 pub use config::{AuthConfig, KeySet, KeySource, DEFAULT_ALGORITHMS};
 pub use grants::{Grants, MAX_DETAILS, MAX_MATCHER_LEN, MAX_TOPICS};
 pub use mint::{mint, MintError, TokenRequest, URL_PATTERN_PREFIX};

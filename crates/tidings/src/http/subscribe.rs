@@ -23,9 +23,9 @@ pub struct Opened {
 }
 
 /// What the request asked for, before authorization.
-struct Parsed {
-    request: SubscribeRequest,
-    query_token: Option<String>,
+pub(crate) struct Parsed {
+    pub(crate) request: SubscribeRequest,
+    pub(crate) query_token: Option<String>,
 }
 
 /// Errors are boxed: they are rare, and an open stream should not pay for
@@ -121,7 +121,7 @@ fn closing_stream() -> Reply {
 
 /// Reads matchers, cursor and legacy token from the query and the body,
 /// taken as one list of pairs as draft-08 asks.
-fn parse(query: &[u8], body: Option<&[u8]>, legacy: bool) -> Result<Parsed, String> {
+pub(crate) fn parse(query: &[u8], body: Option<&[u8]>, legacy: bool) -> Result<Parsed, String> {
     let mut pairs = crate::form::pairs(query)?;
     let from_query = pairs.len();
     if let Some(body) = body {
@@ -133,7 +133,13 @@ fn parse(query: &[u8], body: Option<&[u8]>, legacy: bool) -> Result<Parsed, Stri
         match name.as_str() {
             "match" | "match_exact" => request.matchers.push((MatchKind::Exact, value)),
             "match_urlpattern" => request.matchers.push((MatchKind::UrlPattern, value)),
-            reserved if reserved.len() >= 5 && reserved[..5].eq_ignore_ascii_case("match") => {
+            // Compared as bytes: a name may split a character at byte 5.
+            reserved
+                if reserved
+                    .as_bytes()
+                    .get(..5)
+                    .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"match")) =>
+            {
                 return Err(format!("`{reserved}` is not a matcher type this hub supports (use match, match_exact or match_urlpattern)"));
             }
             "topic" if legacy => request.matchers.push((MatchKind::Selector, value)),
@@ -173,6 +179,16 @@ mod tests {
             let query = format!("{name}=x");
             assert!(parse(query.as_bytes(), None, true).is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_parameter_name_with_a_character_across_byte_five_is_no_matcher() {
+        // Found by the query_matchers fuzz target: slicing the name at
+        // byte 5 panicked inside the `\u{FFFD}`.
+        let parsed = parse(b"t.co%EF%BF%BD=x&match=a", None, true).unwrap();
+        assert_eq!(parsed.request.matchers.len(), 1);
+        let error = parse("matc\u{e9}=x".as_bytes(), None, true).err().unwrap();
+        assert!(error.contains("at least one"), "{error}");
     }
 
     #[test]

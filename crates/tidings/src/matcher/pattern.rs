@@ -15,7 +15,14 @@ use urlpattern::{
     RegexSyntax, UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions,
 };
 
-pub type PatternError = urlpattern::Error;
+/// Why a URL pattern was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error(transparent)]
+    Syntax(#[from] urlpattern::Error),
+    #[error("`[` and `]` may only enclose an IPv6 address")]
+    StrayBracket,
+}
 
 /// The expression `urlpattern` generates for a wildcard component.
 const ANYTHING: &str = "^(.*)$";
@@ -27,6 +34,9 @@ pub struct UrlPatternMatcher {
 
 impl UrlPatternMatcher {
     pub fn parse(source: &str, base: &Url) -> Result<UrlPatternMatcher, PatternError> {
+        if !brackets_enclose_only_addresses(source) {
+            return Err(PatternError::StrayBracket);
+        }
         let init =
             UrlPatternInit::parse_constructor_string::<Expression>(source, Some(base.clone()))?;
         // ignoreCase stays off: the spec forbids it.
@@ -52,6 +62,69 @@ impl UrlPatternMatcher {
             Err(_) => false,
         }
     }
+}
+
+/// Whether every `[` and `]` that urlpattern reads as a character of the
+/// pattern encloses an IPv6 address. urlpattern 0.6.0 counts a host's
+/// brackets in an unsigned integer and subtracts for a `]` that closes no
+/// `[` (`constructor_parser.rs`): a panic with overflow checks, a wrapped
+/// count without. A URL has brackets nowhere else (RFC 3986 section
+/// 3.2.2), so nothing valid is refused; brackets inside a regular
+/// expression group, as in `:id([0-9]+)`, are the expression's own.
+fn brackets_enclose_only_addresses(source: &str) -> bool {
+    let chars: Vec<char> = source.chars().collect();
+    let mut at = 0;
+    while at < chars.len() {
+        match chars[at] {
+            '\\' if matches!(chars.get(at + 1), Some('[' | ']')) => return false,
+            '\\' => at += 2,
+            '(' => at = group_end(&chars, at).unwrap_or(at + 1),
+            '[' => {
+                let inside = chars[at + 1..]
+                    .iter()
+                    // A pattern escapes the colons: `[\:\:1]`.
+                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '\\'))
+                    .count();
+                let close = at + 1 + inside;
+                if chars.get(close) != Some(&']') {
+                    return false;
+                }
+                at = close + 1;
+            }
+            ']' => return false,
+            _ => at += 1,
+        }
+    }
+    true
+}
+
+/// Where the regular expression group opening at `open` ends, as
+/// urlpattern's tokenizer reads it; `None` when the tokenizer refuses it
+/// and reads the `(` as a character and what follows as more pattern.
+fn group_end(chars: &[char], open: usize) -> Option<usize> {
+    if chars.get(open + 1) == Some(&'?') {
+        return None;
+    }
+    let mut depth = 1;
+    let mut at = open + 1;
+    while let Some(&c) = chars.get(at) {
+        match c {
+            _ if !c.is_ascii() => return None,
+            '\\' if !chars.get(at + 1)?.is_ascii() => return None,
+            '\\' => at += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (at > open + 1).then_some(at + 1);
+                }
+            }
+            '(' if chars.get(at + 1) != Some(&'?') => return None,
+            '(' => depth += 1,
+            _ => {}
+        }
+        at += 1;
+    }
+    None
 }
 
 /// One component's expression.
@@ -95,5 +168,44 @@ impl RegExp for Expression {
             Expression::Anything => ANYTHING,
             Expression::Lite(regex) => regex.as_str(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(source: &str) -> Result<UrlPatternMatcher, PatternError> {
+        let base = Url::parse("https://hub.example.com/.well-known/mercure").unwrap();
+        UrlPatternMatcher::parse(source, &base)
+    }
+
+    #[test]
+    fn a_bracket_outside_an_ipv6_host_is_refused_not_a_panic() {
+        // Found by the query_matchers fuzz target: urlpattern subtracted
+        // below zero for the `]` in the host.
+        for stray in [
+            "https://exampratc]_urlpattern=https://example.*",
+            "https://h]:8080/x",
+            "https://h(]",
+            "https://h\\]",
+            "https://[::1/x",
+            "https://example.com/a]",
+            "https://a@h]",
+        ] {
+            assert!(
+                matches!(parse(stray), Err(PatternError::StrayBracket)),
+                "{stray}"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_hosts_and_expression_classes_keep_their_brackets() {
+        let host = parse("https://[\\:\\:1]:8080/books/:id").unwrap();
+        assert!(host.matches("https://[::1]:8080/books/1"));
+        let class = parse("https://example.com/books/:id([0-9]+)").unwrap();
+        assert!(class.matches("https://example.com/books/12"));
+        assert!(!class.matches("https://example.com/books/x"));
     }
 }

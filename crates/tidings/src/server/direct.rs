@@ -52,23 +52,18 @@ pub async fn route(
 ) -> io::Result<Route> {
     let mut head = Vec::with_capacity(1024);
     loop {
-        if head.len() >= MAX_HEAD {
-            return Ok(Route::Hyper(Rewind::new(head.into(), stream)));
-        }
         if head.capacity() == head.len() {
             head.reserve(head.len());
         }
         if stream.read_buf(&mut head).await? == 0 {
             return Ok(Route::Served);
         }
-        if head.starts_with(b"PRI ") {
-            return Ok(Route::Http2(Rewind::new(head.into(), stream)));
-        }
-        let (query, headers) = match parse_head(&head, http) {
-            Parsed::Partial => continue,
-            Parsed::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
-            Parsed::EventStream { query, headers } => (query, headers),
-            Parsed::WebSocket(mut request) => {
+        let (query, headers) = match look(&head, http.hub.config().path()) {
+            Look::Partial => continue,
+            Look::Http2 => return Ok(Route::Http2(Rewind::new(head.into(), stream))),
+            Look::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
+            Look::EventStream { query, headers } => (query, headers),
+            Look::WebSocket { mut request, rest } => {
                 drop(head);
                 request.extensions.insert(peer);
                 let slot = match http
@@ -81,7 +76,7 @@ pub async fn route(
                         return Ok(Route::Served);
                     }
                 };
-                crate::websocket::accept_direct(stream, http.clone(), request, slot).await?;
+                crate::websocket::accept_direct(stream, rest, http.clone(), request, slot).await?;
                 return Ok(Route::Served);
             }
         };
@@ -118,57 +113,72 @@ pub async fn route(
     }
 }
 
-enum Parsed {
+/// What the bytes read so far from a fresh connection call for.
+pub(crate) enum Look {
+    /// An incomplete request head: read more.
     Partial,
+    /// HTTP/2 with prior knowledge.
+    Http2,
+    /// Anything else, malformed and oversized heads included (hyper
+    /// answers those itself).
     Other,
     /// A GET event stream: what opening the subscription needs, copied out
     /// so that the request head's buffer can go.
-    EventStream {
-        query: String,
-        headers: HeaderMap,
+    EventStream { query: String, headers: HeaderMap },
+    /// A WebSocket handshake on the hub URL, as a request without a body,
+    /// and whatever the client sent after it.
+    WebSocket {
+        request: http::request::Parts,
+        rest: Vec<u8>,
     },
-    /// A WebSocket handshake on the hub URL, as a request without a body.
-    WebSocket(http::request::Parts),
 }
 
-/// Parses the request head; synchronous, so the parser's borrows of the
-/// buffer never live on in the task.
-fn parse_head(head: &[u8], http: &HubHttp) -> Parsed {
+/// Looks at everything read so far from a connection to a hub at `path`;
+/// called after every read, so it must not depend on how the bytes were
+/// split. Synchronous, so the parser's borrows of the buffer never live on
+/// in the task.
+pub(crate) fn look(head: &[u8], path: &str) -> Look {
+    if head.starts_with(b"PRI ") {
+        return Look::Http2;
+    }
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
-        Ok(httparse::Status::Partial) => Parsed::Partial,
-        // Only a head alone: a client waits for the answer before it
-        // sends frames.
-        Ok(httparse::Status::Complete(length))
-            if length == head.len() && is_websocket(&request, http) =>
-        {
+        Ok(httparse::Status::Partial) if head.len() >= MAX_HEAD => Look::Other,
+        Ok(httparse::Status::Partial) => Look::Partial,
+        Ok(httparse::Status::Complete(length)) if is_websocket(&request, path) => {
             let target = request.path.unwrap_or("/");
             let Ok(built) = http::Request::builder().uri(target).body(()) else {
-                return Parsed::Other;
+                return Look::Other;
             };
             let (mut parts, ()) = built.into_parts();
             parts.headers = header_map(request.headers);
-            Parsed::WebSocket(parts)
+            // A client should wait for the answer before it sends frames;
+            // one that did not still has them read.
+            let rest = head[length..].to_vec();
+            Look::WebSocket {
+                request: parts,
+                rest,
+            }
         }
-        Ok(httparse::Status::Complete(_)) if is_event_stream(&request, http) => {
+        Ok(httparse::Status::Complete(_)) if is_event_stream(&request, path) => {
             let target = request.path.unwrap_or("/");
             let query = target.split_once('?').map_or("", |(_, q)| q);
-            Parsed::EventStream {
+            Look::EventStream {
                 query: query.to_string(),
                 headers: header_map(request.headers),
             }
         }
         // Other requests, and malformed ones hyper will answer 400.
-        _ => Parsed::Other,
+        _ => Look::Other,
     }
 }
 
-fn is_websocket(request: &httparse::Request<'_, '_>, http: &HubHttp) -> bool {
+fn is_websocket(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
     let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
     request.method == Some("GET")
         && request.version == Some(1)
-        && path == http.hub.config().path()
+        && path == hub_path
         && request.headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case("upgrade")
                 && std::str::from_utf8(h.value).is_ok_and(|v| {
@@ -178,10 +188,10 @@ fn is_websocket(request: &httparse::Request<'_, '_>, http: &HubHttp) -> bool {
         })
 }
 
-fn is_event_stream(request: &httparse::Request<'_, '_>, http: &HubHttp) -> bool {
+fn is_event_stream(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
     let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
     request.method == Some("GET")
-        && path == http.hub.config().path()
+        && path == hub_path
         // hyper handles upgrades and pipelined bodies.
         && !request.headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case("upgrade")

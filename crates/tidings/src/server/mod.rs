@@ -2,7 +2,7 @@
 //! and HTTP/1.1 through ALPN), and HTTP/3 beside TLS, with graceful
 //! shutdown.
 
-mod direct;
+pub(crate) mod direct;
 mod h2;
 mod h3;
 mod rewind;

@@ -75,7 +75,7 @@ pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> R
     };
     tokio::spawn(async move {
         if let Ok(upgraded) = upgrading.await {
-            opening.serve(TokioIo::new(upgraded)).await;
+            opening.serve(TokioIo::new(upgraded), Vec::new()).await;
         }
     });
     let mut response = Response::new(Body::empty());
@@ -92,6 +92,7 @@ pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> R
 /// lightest way in, as for event streams. `request` carries the peer.
 pub async fn accept_direct(
     mut socket: TcpStream,
+    rest: Vec<u8>,
     http: Arc<HubHttp>,
     request: http::request::Parts,
     slot: Option<IpSlot>,
@@ -112,7 +113,7 @@ pub async fn accept_direct(
         slot,
         http,
     };
-    tokio::spawn(opening.serve(socket));
+    tokio::spawn(opening.serve(socket, rest));
     Ok(())
 }
 
@@ -130,7 +131,11 @@ impl Opening {
     /// Wraps `socket` in a WebSocket, then hands the session a task of its
     /// own: a task is sized for everything its future ever held, and the
     /// session's should hold only the session.
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, socket: S) {
+    /// `rest`: bytes of the socket already read past the handshake.
+    async fn serve<S>(self, socket: S, rest: Vec<u8>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let limits = self.http.hub.config().limits;
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
@@ -141,7 +146,13 @@ impl Opening {
         // its payload limit on the wire.
         let wire_limit = limits.body.saturating_mul(2).saturating_add(4096);
         let socket = Metered::new(socket, wire_limit);
-        let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
+        let ws = match rest.is_empty() {
+            true => WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await,
+            false => {
+                let role = Role::Server;
+                WebSocketStream::from_partially_read(socket, rest, role, Some(config)).await
+            }
+        };
         let mut session = Session::new(ws, self.http, self.access, self.client, self.slot);
         tokio::spawn(async move { session.run().await });
     }
