@@ -79,3 +79,20 @@ pub fn sse_retry(millis: u64) -> Bytes {
 pub fn sse_cursor(id: &str) -> Bytes {
     crate::frame::cursor(id)
 }
+
+/// Reads a client's WebSocket message as the session does; the error is
+/// the reason its close carries.
+pub fn websocket_request(text: &str) -> Result<(), String> {
+    serde_json::from_str::<crate::websocket::message::ClientMessage>(text)
+        .map(drop)
+        .map_err(|error| error.to_string())
+}
+
+/// An event as a WebSocket subscriber receives it through its subscription
+/// named `subscription`.
+pub fn websocket_event(id: &str, update: &Update, subscription: &str) -> String {
+    use crate::websocket::message::{join, subscription_prefix};
+    let event = crate::event::Event::from_update(1, id.into(), update);
+    let body = event.frame_for(crate::frame::Encoding::WebSocket);
+    join(&subscription_prefix(subscription), &body)
+}
