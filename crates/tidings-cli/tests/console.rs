@@ -11,9 +11,9 @@ mod support;
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-use support::browser::{tools, DIR};
+use support::browser::{run_script, tools};
 use support::Hub;
 use tidings::auth::{Generation, Role};
 
@@ -36,14 +36,7 @@ fn every_panel_of_the_console_works_in_a_browser() {
         "notStats": hub.subscriber_token(&["https://example.com/secrets/1"]),
         "screenshot": screenshot.path(),
     });
-    let output = Command::new(&tools.node)
-        .arg("console.mjs")
-        .arg(spec.to_string())
-        .current_dir(DIR)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (_, stdout) = run_script(&tools, "console.mjs", &spec);
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("no report from the page ({e}): {stdout}"));
     let step = |name: &str| -> &Value {

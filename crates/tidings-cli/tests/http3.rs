@@ -9,7 +9,7 @@ use h3::client::{RequestStream, SendRequest};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use support::browser::{tools, DIR};
+use support::browser::{run_script, tools};
 use support::Hub;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::CertificateDer;
@@ -672,15 +672,8 @@ fn eventsource_over_http3_in_chromium() {
         "publisherToken": hub.publisher_token(),
         "timeoutMs": 30_000,
     });
-    let output = std::process::Command::new(&tools.node)
-        .arg("http3.mjs")
-        .arg(spec.to_string())
-        .current_dir(DIR)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "the page failed: {stdout}");
+    let (status, stdout) = run_script(&tools, "http3.mjs", &spec);
+    assert!(status.success(), "the page failed: {stdout}");
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["navigation"], "h3", "{report}");
     assert_eq!(report["publish"], "h3", "{report}");

@@ -718,7 +718,7 @@ async fn open_sockets_count_towards_max_connections_per_ip() {
 /// without them, fails under `TIDINGS_TEST_REQUIRE_ALL=1`).
 #[test]
 fn two_browser_pages_chat_over_websockets() {
-    use support::browser::{tools, DIR};
+    use support::browser::{run_script, tools};
     let Some(tools) = tools() else { return };
     let hub = Hub::start(&["--anonymous", "false"]);
     let room = "https://example.com/rooms/1";
@@ -740,14 +740,7 @@ fn two_browser_pages_chat_over_websockets() {
         "alice": chatter("alice"),
         "bob": chatter("bob"),
     });
-    let output = std::process::Command::new(&tools.node)
-        .arg("websocket.mjs")
-        .arg(spec.to_string())
-        .current_dir(DIR)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (_, stdout) = run_script(&tools, "websocket.mjs", &spec);
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("no report from the pages ({e}): {stdout}"));
     assert!(report.get("error").is_none(), "{report}");

@@ -35,3 +35,21 @@ pub fn tools() -> Option<Tools> {
     }
     Some(Tools { node, chromium })
 }
+
+/// Runs `script` in `tests/browser/` with `spec` as its argument, the
+/// script's stderr on the test's; returns its exit status and stdout.
+pub fn run_script(
+    tools: &Tools,
+    script: &str,
+    spec: &serde_json::Value,
+) -> (std::process::ExitStatus, String) {
+    let output = Command::new(&tools.node)
+        .arg(script)
+        .arg(spec.to_string())
+        .current_dir(DIR)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status, stdout)
+}
