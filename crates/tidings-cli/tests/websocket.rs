@@ -646,6 +646,10 @@ async fn hostile_frames_get_their_documented_close() {
         .unwrap();
     assert_eq!(close_of(&mut malformed).await.0, 4400);
 
+    let mut empty = raw(&hub).await;
+    empty.write_all(&frame(true, 0x1, b"")).await.unwrap();
+    assert_eq!(close_of(&mut empty).await.0, 4400);
+
     let mut binary = raw(&hub).await;
     binary
         .write_all(&frame(true, 0x2, b"\x00\x01"))

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 /// Subscriptions one socket may hold; each counts as a subscriber
@@ -94,6 +94,15 @@ pub struct Session<S> {
     publishing: Option<FuturesUnordered<BoxFuture<'static, String>>>,
 }
 
+/// What a read from the socket brought.
+enum Received {
+    Text(Utf8Bytes),
+    /// A ping or pong: nothing to serve.
+    Control,
+    /// The client closed the socket (its close is answered).
+    Closed,
+}
+
 /// What woke the session.
 enum Step {
     Message(Option<Result<Message, WsError>>),
@@ -154,13 +163,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(());
         }
         let limit = self.http.hub.config().limits.head_timeout;
-        let first = match tokio::time::timeout(limit, self.ws.next()).await {
-            Err(_) => return Err(close(4401, "no access token in time")),
-            Ok(first) => first,
-        };
-        let text = match self.received(first)? {
-            Some(text) => text,
-            None => return Err(None),
+        let deadline = tokio::time::Instant::now() + limit;
+        let text = loop {
+            let Ok(message) = tokio::time::timeout_at(deadline, self.ws.next()).await else {
+                return Err(close(4401, "no access token in time"));
+            };
+            match self.received(message)? {
+                Received::Text(text) => break text,
+                Received::Control => continue,
+                Received::Closed => return Err(None),
+            }
         };
         match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage::Auth { token }) => match Access::verify(&self.http, &token) {
@@ -191,8 +203,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             };
             let outcome = match step {
                 Step::Message(message) => match self.received(message) {
-                    Ok(Some(text)) => Box::pin(self.handle(&text)).await,
-                    Ok(None) => return None,
+                    Ok(Received::Text(text)) => Box::pin(self.handle(&text)).await,
+                    Ok(Received::Control) => Ok(()),
+                    Ok(Received::Closed) => return None,
                     Err(ending) => return ending,
                 },
                 Step::Frames(messages) => Box::pin(self.send(messages)).await,
@@ -205,24 +218,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    /// The text of a message, `None` when the client closed the socket, or
-    /// how the socket ends.
-    fn received(
-        &mut self,
-        message: Option<Result<Message, WsError>>,
-    ) -> Result<Option<String>, Ending> {
+    /// What a read from the socket brought, or how the socket ends.
+    fn received(&mut self, message: Option<Result<Message, WsError>>) -> Result<Received, Ending> {
         match message {
-            None => Ok(None),
+            None => Ok(Received::Closed),
             Some(Ok(Message::Text(text))) => {
                 self.ws.get_mut().message_completed();
-                Ok(Some(text.as_str().to_owned()))
+                Ok(Received::Text(text))
             }
             Some(Ok(Message::Binary(_))) => Err(close(1003, "send JSON text messages")),
             // tungstenite answers pings and the close handshake itself.
-            Some(Ok(Message::Close(_))) => Ok(None),
-            // Control frames: nothing to serve (an empty text is skipped).
+            Some(Ok(Message::Close(_))) => Ok(Received::Closed),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                Ok(Some(String::new()))
+                Ok(Received::Control)
             }
             Some(Err(error)) => Err(failure(error)),
         }
@@ -230,9 +238,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Serves one request.
     async fn handle(&mut self, text: &str) -> Result<(), Ending> {
-        if text.is_empty() {
-            return Ok(());
-        }
         let request = serde_json::from_str::<ClientMessage>(text)
             .map_err(|error| close(4400, format!("not a message: {error}")))?;
         match request {
