@@ -582,8 +582,11 @@ async fn close_of(tcp: &mut TcpStream) -> (u16, String) {
             let payload = buffer[start..start + length].to_vec();
             buffer.drain(..start + length);
             if opcode == 0x8 {
-                let code = u16::from_be_bytes([payload[0], payload[1]]);
-                return (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+                let Some(([high, low], reason)) = payload.split_first_chunk() else {
+                    return (NO_STATUS, String::new());
+                };
+                let code = u16::from_be_bytes([*high, *low]);
+                return (code, String::from_utf8_lossy(reason).into_owned());
             }
         }
         let mut chunk = [0u8; 4096];
@@ -664,6 +667,112 @@ async fn hostile_frames_get_their_documented_close() {
     // The hub is still serving.
     let mut socket = open(&hub, &[]).await.unwrap();
     socket.subscribe("s", json!(BOOK), None).await;
+}
+
+/// The code a close frame without a payload stands for (RFC 6455 7.1.5).
+const NO_STATUS: u16 = 1005;
+
+/// The next server frame: its opcode and payload.
+async fn next_frame(tcp: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut head))
+        .await
+        .expect("a frame in time")
+        .expect("read");
+    assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+    let length = match head[1] & 0x7f {
+        126 => {
+            let mut long = [0u8; 2];
+            tcp.read_exact(&mut long).await.unwrap();
+            u16::from_be_bytes(long) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; length];
+    tcp.read_exact(&mut payload).await.unwrap();
+    (head[0] & 0x0f, payload)
+}
+
+#[tokio::test]
+async fn frames_follow_rfc_6455() {
+    let hub = Hub::start(&["--max-body", "4096"]);
+    let subscribe = br#"{"type":"subscribe","subscription":"s","match":"https://example.com/a"}"#;
+
+    // A message in three fragments with a ping between them, arriving a
+    // byte at a time: the ping is answered with its payload, the message
+    // served once whole.
+    let mut fragmented = raw(&hub).await;
+    let (one, rest) = subscribe.split_at(20);
+    let (two, three) = rest.split_at(20);
+    let mut bytes = frame(false, 0x1, one);
+    bytes.extend(frame(false, 0x0, two));
+    bytes.extend(frame(true, 0x9, b"are you there"));
+    bytes.extend(frame(true, 0x0, three));
+    for byte in bytes {
+        fragmented.write_all(&[byte]).await.unwrap();
+    }
+    assert_eq!(
+        next_frame(&mut fragmented).await,
+        (0xa, b"are you there".to_vec())
+    );
+    let (opcode, answer) = next_frame(&mut fragmented).await;
+    assert_eq!(opcode, 0x1);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(answer["type"], "subscribed", "{answer}");
+
+    // A client's close is answered with its code, then the hub hangs up.
+    fragmented
+        .write_all(&frame(true, 0x8, b"\x03\xe8bye"))
+        .await
+        .unwrap();
+    assert_eq!(close_of(&mut fragmented).await.0, 1000);
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(WAIT, fragmented.read_to_end(&mut rest)).await;
+    assert!(ended.expect("the hub hangs up").is_ok() && rest.is_empty());
+
+    // A close without a code is answered without one.
+    let mut bare = raw(&hub).await;
+    bare.write_all(&frame(true, 0x8, b"")).await.unwrap();
+    assert_eq!(close_of(&mut bare).await.0, NO_STATUS);
+
+    let violations: [(&str, Vec<u8>); 7] = [
+        ("reserved bits", {
+            let mut bytes = frame(true, 0x1, b"{}");
+            bytes[0] |= 0x40;
+            bytes
+        }),
+        ("a reserved opcode", frame(true, 0x3, b"")),
+        ("a fragmented ping", frame(false, 0x9, b"")),
+        ("a ping over 125 bytes", frame(true, 0x9, &[b'p'; 126])),
+        ("a continuation of nothing", frame(true, 0x0, b"{}")),
+        ("a text frame inside a fragmented message", {
+            let mut bytes = frame(false, 0x1, b"{");
+            bytes.extend(frame(true, 0x1, b"{}"));
+            bytes
+        }),
+        ("a close with a one-byte payload", frame(true, 0x8, b"\x03")),
+    ];
+    for (what, bytes) in violations {
+        let mut socket = raw(&hub).await;
+        socket.write_all(&bytes).await.unwrap();
+        assert_eq!(close_of(&mut socket).await.0, 1002, "{what}");
+    }
+    let mut forbidden_code = raw(&hub).await;
+    forbidden_code
+        .write_all(&frame(true, 0x8, b"\x03\xed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        close_of(&mut forbidden_code).await.0,
+        1002,
+        "close code 1005 sent"
+    );
+    let mut bad_reason = raw(&hub).await;
+    bad_reason
+        .write_all(&frame(true, 0x8, b"\x03\xe8\xc3\x28"))
+        .await
+        .unwrap();
+    assert_eq!(close_of(&mut bad_reason).await.0, 1007);
 }
 
 #[tokio::test]

@@ -90,9 +90,113 @@ pub fn websocket_request(text: &str) -> Result<(), String> {
 
 /// An event as a WebSocket subscriber receives it through its subscription
 /// named `subscription`.
+/// Framed by the hub's writer and read back by tungstenite's frame reader.
 pub fn websocket_event(id: &str, update: &Update, subscription: &str) -> String {
-    use crate::websocket::message::{join, subscription_prefix};
+    use crate::websocket::message::subscription_prefix;
+    use tungstenite::protocol::frame::FrameSocket;
     let event = crate::event::Event::from_update(1, id.into(), update);
     let body = event.frame_for(crate::frame::Encoding::WebSocket);
-    join(&subscription_prefix(subscription), &body)
+    let mut frames = crate::websocket::wire::Outgoing::default();
+    frames.text(&[subscription_prefix(subscription).as_bytes(), &body]);
+    let mut reader = FrameSocket::new(std::io::Cursor::new(frames.bytes()));
+    let frame = reader
+        .read(None)
+        .expect("a whole frame")
+        .expect("one frame");
+    assert!(frame.header().is_final, "one message, one frame");
+    frame
+        .into_text()
+        .expect("a text frame is UTF-8")
+        .to_string()
+}
+
+/// What the hub's WebSocket reader took from a client's bytes.
+#[derive(Debug, PartialEq)]
+pub enum WebSocketRead {
+    Text(String),
+    Ping(Vec<u8>),
+    Pong,
+    Close(Option<u16>),
+    /// Reading stopped at a binary message, which the session refuses.
+    Binary,
+    /// Reading stopped: the bytes ended.
+    Ended,
+    /// Reading stopped: a protocol violation, with its close code.
+    Violation(u16),
+}
+
+/// Reads `bytes` as a client's frames arriving `piece` bytes at a time,
+/// with messages of at most `limit` bytes, until reading stops or a close.
+pub fn websocket_frames(bytes: &[u8], piece: usize, limit: usize) -> Vec<WebSocketRead> {
+    use crate::websocket::wire::{Incoming, Limits, ReadError, Wire};
+    use std::task::{Context, Poll, Waker};
+    let limits = Limits {
+        message: limit,
+        wire: usize::MAX,
+    };
+    let mut wire = Wire::new(Pieces { bytes, piece }, Vec::new(), limits);
+    let mut context = Context::from_waker(Waker::noop());
+    let mut read = Vec::new();
+    loop {
+        let Poll::Ready(incoming) = wire.poll_incoming(&mut context) else {
+            unreachable!("pieces are always ready");
+        };
+        let (item, last) = match incoming {
+            Ok(Incoming::Text(text)) => (WebSocketRead::Text(text), false),
+            Ok(Incoming::Ping(payload)) => (WebSocketRead::Ping(payload), false),
+            Ok(Incoming::Pong) => (WebSocketRead::Pong, false),
+            Ok(Incoming::Close(code)) => (WebSocketRead::Close(code), true),
+            Ok(Incoming::Binary) => (WebSocketRead::Binary, true),
+            Ok(Incoming::Gone) | Err(ReadError::Io(_)) => (WebSocketRead::Ended, true),
+            Err(ReadError::Violation(code, _)) => (WebSocketRead::Violation(code), true),
+        };
+        read.push(item);
+        if last {
+            return read;
+        }
+    }
+}
+
+/// Bytes read in pieces of a given size; writes go nowhere.
+struct Pieces<'a> {
+    bytes: &'a [u8],
+    piece: usize,
+}
+
+impl tokio::io::AsyncRead for Pieces<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let size = self.piece.max(1).min(self.bytes.len()).min(buf.remaining());
+        let (piece, rest) = self.bytes.split_at(size);
+        buf.put_slice(piece);
+        self.bytes = rest;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Pieces<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }

@@ -129,15 +129,6 @@ pub fn subscription_prefix(subscription: &str) -> Box<str> {
     format!("{{\"subscription\":{name},").into()
 }
 
-/// A body joined to its subscription's prefix.
-pub fn join(prefix: &str, body: &[u8]) -> String {
-    let mut message = String::with_capacity(prefix.len() + body.len());
-    message.push_str(prefix);
-    // Bodies are serialized JSON: valid UTF-8.
-    message.push_str(std::str::from_utf8(body).unwrap_or("}"));
-    message
-}
-
 pub fn unsubscribed(subscription: &str) -> String {
     json!({"type": "unsubscribed", "subscription": subscription}).to_string()
 }
@@ -177,7 +168,9 @@ mod tests {
     fn message(update: Update) -> serde_json::Value {
         let event = Event::from_update(1, "urn:uuid:1".into(), &update);
         let body = event_body(&event);
-        serde_json::from_str(&join(&subscription_prefix("s\"1"), &body)).unwrap()
+        let mut message = subscription_prefix("s\"1").into_string().into_bytes();
+        message.extend_from_slice(&body);
+        serde_json::from_slice(&message).unwrap()
     }
 
     #[test]

@@ -8,12 +8,12 @@
 //! a cross-site WebSocket as it does on a form. After it, the socket speaks
 //! the JSON messages of [`message`], served by a [`session::Session`].
 //!
-//! The protocol itself (framing, masking, fragments, control frames, UTF-8)
-//! is tungstenite's, which passes the Autobahn test suite.
+//! The framing ([`wire`]) is written here on tungstenite's frame headers
+//! and close codes, so that an idle socket keeps no buffers.
 
 pub(crate) mod message;
-mod metered;
 mod session;
+pub(crate) mod wire;
 
 use crate::auth::{presented_token, AuthError};
 use crate::http::{HubHttp, Reply};
@@ -25,23 +25,13 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, StatusCode, Version};
 use hyper_util::rt::TokioIo;
-use metered::Metered;
 use session::{Access, Session};
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
-
-/// What an idle socket keeps for reading. tungstenite's default is 128 KiB
-/// per connection; client messages are small, and a large one is read in
-/// more pieces rather than every socket paying for it.
-const READ_BUFFER: usize = 256;
-/// Messages are gathered up to this size before a write; a batch is
-/// flushed whole anyway.
-const WRITE_GATHER: usize = 4096;
+use wire::{Limits, Wire};
 
 /// Whether a request asks to become a WebSocket.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -75,7 +65,7 @@ pub async fn upgrade(http: Arc<HubHttp>, mut request: http::request::Parts) -> R
     };
     tokio::spawn(async move {
         if let Ok(upgraded) = upgrading.await {
-            opening.serve(TokioIo::new(upgraded), Vec::new()).await;
+            opening.serve(TokioIo::new(upgraded), Vec::new());
         }
     });
     let mut response = Response::new(Body::empty());
@@ -113,7 +103,7 @@ pub async fn accept_direct(
         slot,
         http,
     };
-    tokio::spawn(opening.serve(socket, rest));
+    opening.serve(socket, rest);
     Ok(())
 }
 
@@ -128,31 +118,21 @@ struct Opening {
 }
 
 impl Opening {
-    /// Wraps `socket` in a WebSocket, then hands the session a task of its
-    /// own: a task is sized for everything its future ever held, and the
-    /// session's should hold only the session.
-    /// `rest`: bytes of the socket already read past the handshake.
-    async fn serve<S>(self, socket: S, rest: Vec<u8>)
+    /// Hands the session a task of its own: a task is sized for everything
+    /// its future ever held, and the session's should hold only the
+    /// session. `rest`: bytes of the socket already read past the handshake.
+    fn serve<S>(self, socket: S, rest: Vec<u8>)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let limits = self.http.hub.config().limits;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(WRITE_GATHER)
-            .max_message_size(Some(limits.body))
-            .max_frame_size(Some(limits.body));
-        // Frame headers and fragments included, a message may take twice
-        // its payload limit on the wire.
-        let wire_limit = limits.body.saturating_mul(2).saturating_add(4096);
-        let socket = Metered::new(socket, wire_limit);
-        let ws = match rest.is_empty() {
-            true => WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await,
-            false => {
-                let role = Role::Server;
-                WebSocketStream::from_partially_read(socket, rest, role, Some(config)).await
-            }
+        let body = self.http.hub.config().limits.body;
+        let limits = Limits {
+            message: body,
+            // Frame headers and fragments included, a message may take
+            // twice its payload limit on the wire.
+            wire: body.saturating_mul(2).saturating_add(4096),
         };
+        let ws = Wire::new(socket, rest, limits);
         let mut session = Session::new(ws, self.http, self.access, self.client, self.slot);
         tokio::spawn(async move { session.run().await });
     }
@@ -196,7 +176,7 @@ fn handshake(http: &HubHttp, request: &http::request::Parts) -> Result<Accepted,
                 "Sec-WebSocket-Key is missing or malformed",
             )
         })?;
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let config = http.hub.config();
     let query = request.uri.query().unwrap_or("").as_bytes();
     let query_token = crate::form::pairs(query)

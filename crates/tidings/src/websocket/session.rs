@@ -8,7 +8,7 @@
 //! closed as slow; the token's expiry and the hub's shutdown close it too.
 
 use super::message::{self, ClientMessage, Subject};
-use super::metered::{Metered, Overlong};
+use super::wire::{Incoming, Outgoing, ReadError, Wire, NO_STATUS};
 use crate::auth::{Grants, Role};
 use crate::event::Update;
 use crate::frame::Encoding;
@@ -19,20 +19,15 @@ use crate::outbox::CloseReason;
 use crate::per_ip::IpSlot;
 use crate::publish_rate::Publisher;
 use crate::stream::EventStream;
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::future::poll_fn;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
 
 /// Subscriptions one socket may hold; each counts as a subscriber
 /// connection towards `--max-connections`.
@@ -81,7 +76,7 @@ struct Subscription {
 type Ending = Option<(u16, String)>;
 
 pub struct Session<S> {
-    ws: WebSocketStream<Metered<S>>,
+    ws: Wire<S>,
     http: Arc<HubHttp>,
     access: Access,
     /// The client's address, for its publish rate.
@@ -96,24 +91,24 @@ pub struct Session<S> {
 
 /// What a read from the socket brought.
 enum Received {
-    Text(Utf8Bytes),
-    /// A ping or pong: nothing to serve.
-    Control,
-    /// The client closed the socket (its close is answered).
-    Closed,
+    Text(String),
+    /// A ping, to be answered with its payload.
+    Ping(Vec<u8>),
+    /// A pong: nothing to serve.
+    Pong,
 }
 
 /// What woke the session.
 enum Step {
-    Message(Option<Result<Message, WsError>>),
-    Frames(Vec<Message>),
+    Message(Result<Incoming, ReadError>),
+    Frames(Outgoing),
     Ended(Ending),
     Answer(String),
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn new(
-        ws: WebSocketStream<Metered<S>>,
+        ws: Wire<S>,
         http: Arc<HubHttp>,
         access: Access,
         client: Option<IpAddr>,
@@ -146,13 +141,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.subscriptions.clear();
         if let Some((code, reason)) = ending {
             tracing::debug!(code, %reason, "closing a WebSocket");
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: truncated(reason).into(),
-            };
-            let _ = Box::pin(tokio::time::timeout(CLOSING, self.ws.close(Some(frame)))).await;
-        } else {
-            let _ = Box::pin(tokio::time::timeout(CLOSING, self.ws.flush())).await;
+            let mut frames = Outgoing::default();
+            frames.close(code, &truncated(reason));
+            let _ = Box::pin(tokio::time::timeout(CLOSING, self.ws.close(&frames))).await;
         }
     }
 
@@ -165,13 +156,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let limit = self.http.hub.config().limits.head_timeout;
         let deadline = tokio::time::Instant::now() + limit;
         let text = loop {
-            let Ok(message) = tokio::time::timeout_at(deadline, self.ws.next()).await else {
+            let incoming = poll_fn(|cx| self.ws.poll_incoming(cx));
+            let Ok(incoming) = tokio::time::timeout_at(deadline, incoming).await else {
                 return Err(close(4401, "no access token in time"));
             };
-            match self.received(message)? {
+            match received(incoming)? {
                 Received::Text(text) => break text,
-                Received::Control => continue,
-                Received::Closed => return Err(None),
+                Received::Ping(payload) => self.pong(&payload).await?,
+                Received::Pong => {}
             }
         };
         match serde_json::from_str::<ClientMessage>(&text) {
@@ -195,44 +187,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let in_flight = self.publishing.as_ref().map_or(0, FuturesUnordered::len);
             let publishing = &mut self.publishing;
             let step = tokio::select! {
-                message = self.ws.next(), if in_flight < MAX_IN_FLIGHT => Step::Message(message),
+                incoming = poll_fn(|cx| self.ws.poll_incoming(cx)), if in_flight < MAX_IN_FLIGHT => {
+                    Step::Message(incoming)
+                }
                 step = poll_fn(|cx| poll_subscriptions(&mut self.subscriptions, cx)) => step,
                 answer = poll_fn(|cx| poll_answer(publishing, cx)), if in_flight > 0 => {
                     Step::Answer(answer)
                 }
             };
             let outcome = match step {
-                Step::Message(message) => match self.received(message) {
+                Step::Message(incoming) => match received(incoming) {
                     Ok(Received::Text(text)) => Box::pin(self.handle(&text)).await,
-                    Ok(Received::Control) => Ok(()),
-                    Ok(Received::Closed) => return None,
+                    Ok(Received::Ping(payload)) => Box::pin(self.pong(&payload)).await,
+                    Ok(Received::Pong) => Ok(()),
                     Err(ending) => return ending,
                 },
-                Step::Frames(messages) => Box::pin(self.send(messages)).await,
+                Step::Frames(frames) => Box::pin(self.send(frames)).await,
                 Step::Ended(ending) => return ending,
-                Step::Answer(answer) => Box::pin(self.send(vec![Message::text(answer)])).await,
+                Step::Answer(answer) => Box::pin(self.send_text(&answer)).await,
             };
             if let Err(ending) = outcome {
                 return ending;
             }
-        }
-    }
-
-    /// What a read from the socket brought, or how the socket ends.
-    fn received(&mut self, message: Option<Result<Message, WsError>>) -> Result<Received, Ending> {
-        match message {
-            None => Ok(Received::Closed),
-            Some(Ok(Message::Text(text))) => {
-                self.ws.get_mut().message_completed();
-                Ok(Received::Text(text))
-            }
-            Some(Ok(Message::Binary(_))) => Err(close(1003, "send JSON text messages")),
-            // tungstenite answers pings and the close handshake itself.
-            Some(Ok(Message::Close(_))) => Ok(Received::Closed),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                Ok(Received::Control)
-            }
-            Some(Err(error)) => Err(failure(error)),
         }
     }
 
@@ -247,7 +223,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     400,
                     "this socket is already authenticated",
                 );
-                self.send(vec![Message::text(answer)]).await
+                self.send_text(&answer).await
             }
             ClientMessage::Subscribe {
                 subscription,
@@ -283,7 +259,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         &format!("no subscription `{subscription}` on this socket"),
                     ),
                 };
-                self.send(vec![Message::text(answer)]).await
+                self.send_text(&answer).await
             }
             ClientMessage::Publish {
                 reference,
@@ -409,24 +385,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         detail: &str,
     ) -> Result<(), Ending> {
         let answer = message::error(subject, status, detail);
-        self.send(vec![Message::text(answer)]).await
+        self.send_text(&answer).await
     }
 
-    /// Writes `messages` with one flush. A client that stops reading
+    async fn send_text(&mut self, text: &str) -> Result<(), Ending> {
+        let mut frames = Outgoing::default();
+        frames.text(&[text.as_bytes()]);
+        self.send(frames).await
+    }
+
+    async fn pong(&mut self, payload: &[u8]) -> Result<(), Ending> {
+        let mut frames = Outgoing::default();
+        frames.pong(payload);
+        self.send(frames).await
+    }
+
+    /// Writes `frames` with one flush. A client that stops reading
     /// meanwhile is closed once a queue overflows, not waited for.
-    async fn send(&mut self, messages: Vec<Message>) -> Result<(), Ending> {
-        let ws = &mut self.ws;
+    async fn send(&mut self, frames: Outgoing) -> Result<(), Ending> {
         // Borrowed mutably: a stream is not `Sync`, and a shared borrow held
         // across the await would make the session's future not `Send`.
         let subscriptions = &mut self.subscriptions;
-        let sending = async {
-            for message in messages {
-                ws.feed(message).await?;
-            }
-            ws.flush().await
-        };
         tokio::select! {
-            sent = sending => sent.map_err(failure),
+            // A failed write: the client is gone, nothing to say.
+            sent = self.ws.write(&frames) => sent.map_err(|_| None),
             () = poll_fn(move |cx| poll_overflowed(subscriptions, cx)) => {
                 Err(close(4000, CloseReason::Slow.as_str()))
             }
@@ -437,21 +419,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 /// Every batch queued for the socket's subscriptions, as messages; or how
 /// the socket ends, when the hub ended one of them.
 fn poll_subscriptions(subscriptions: &mut [Subscription], cx: &mut Context<'_>) -> Poll<Step> {
-    let mut messages = Vec::new();
+    let mut frames = Outgoing::default();
     for subscription in subscriptions.iter_mut() {
         match subscription.stream.poll_batch(cx) {
-            Poll::Ready(Some(frames)) => messages.extend(
-                frames
-                    .iter()
-                    .map(|frame| as_message(&subscription.prefix, frame)),
-            ),
+            Poll::Ready(Some(batch)) => {
+                for body in batch.iter() {
+                    // An empty frame is a keep-alive.
+                    match body.is_empty() {
+                        true => frames.ping(),
+                        false => frames.text(&[subscription.prefix.as_bytes(), body]),
+                    }
+                }
+            }
             Poll::Ready(None) => return Poll::Ready(Step::Ended(ended(&subscription.stream))),
             Poll::Pending => {}
         }
     }
-    match messages.is_empty() {
+    match frames.is_empty() {
         true => Poll::Pending,
-        false => Poll::Ready(Step::Frames(messages)),
+        false => Poll::Ready(Step::Frames(frames)),
     }
 }
 
@@ -466,14 +452,6 @@ fn poll_answer(
     {
         Some(Poll::Ready(Some(answer))) => Poll::Ready(answer),
         _ => Poll::Pending,
-    }
-}
-
-/// A queued frame as a message: an empty one is a keep-alive.
-fn as_message(prefix: &str, frame: &Bytes) -> Message {
-    match frame.is_empty() {
-        true => Message::Ping(Bytes::new()),
-        false => Message::text(message::join(prefix, frame)),
     }
 }
 
@@ -500,20 +478,21 @@ fn ended(stream: &EventStream) -> Ending {
     close(code, reason.as_str())
 }
 
-/// The close for a failed read or write.
-fn failure(error: WsError) -> Ending {
-    use tokio_tungstenite::tungstenite::error::CapacityError;
-    match error {
-        WsError::Capacity(CapacityError::MessageTooLong { max_size, .. }) => {
-            close(1009, format!("a message exceeds {max_size} bytes"))
+/// What a read brought, or how the socket ends.
+fn received(incoming: Result<Incoming, ReadError>) -> Result<Received, Ending> {
+    match incoming {
+        Ok(Incoming::Text(text)) => Ok(Received::Text(text)),
+        Ok(Incoming::Ping(payload)) => Ok(Received::Ping(payload)),
+        Ok(Incoming::Pong) => Ok(Received::Pong),
+        Ok(Incoming::Binary) => Err(close(1003, "send JSON text messages")),
+        // The client's close is answered with its own code.
+        Ok(Incoming::Close(code)) => Err(close(code.unwrap_or(NO_STATUS), "")),
+        Ok(Incoming::Gone) => Err(None),
+        Err(ReadError::Io(error)) => {
+            tracing::debug!(%error, "a WebSocket read failed");
+            Err(None)
         }
-        WsError::Capacity(error) => close(1009, error.to_string()),
-        WsError::Utf8(_) => close(1007, "a text message is not valid UTF-8"),
-        WsError::Protocol(error) => close(1002, error.to_string()),
-        WsError::Io(error) if Overlong::caused(&error) => close(1009, Overlong.to_string()),
-        WsError::AttackAttempt => close(1008, "attack attempt"),
-        // The connection is gone or closed: nothing to say.
-        _ => None,
+        Err(ReadError::Violation(code, reason)) => Err(close(code, reason)),
     }
 }
 
