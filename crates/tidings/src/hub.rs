@@ -528,6 +528,7 @@ async fn sweep_loop(core: std::sync::Weak<Core>, shutdown: CancellationToken) {
         let stats = core.log.stats();
         core.metrics.history_events.set(stats.events as i64);
         core.metrics.history_bytes.set(stats.bytes as i64);
+        core.metrics.history_damaged.set(stats.damaged as i64);
         ticks += 1;
         if ticks.is_multiple_of(trim_ticks) && trim.as_ref().is_none_or(|task| task.is_finished()) {
             trim = Some(match core.log.clone() {

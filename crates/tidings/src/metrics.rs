@@ -22,6 +22,7 @@ pub struct Metrics {
     pub publish_seconds: Histogram,
     pub history_events: Gauge,
     pub history_bytes: Gauge,
+    pub history_damaged: Gauge,
     /// Publish latency as the live statistics read it.
     pub publish_latency: PublishLatency,
 }
@@ -67,6 +68,7 @@ impl Metrics {
             publish_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             history_events: Gauge::default(),
             history_bytes: Gauge::default(),
+            history_damaged: Gauge::default(),
             publish_latency: PublishLatency::default(),
             registry: Registry::default(),
         };
@@ -124,6 +126,11 @@ impl Metrics {
             "history_bytes",
             "Bytes of events held in history",
             metrics.history_bytes.clone(),
+        );
+        registry.register(
+            "history_damaged_records",
+            "Damaged history records met since start (checksum mismatch), skipped",
+            metrics.history_damaged.clone(),
         );
         Metrics {
             registry,

@@ -83,6 +83,7 @@ impl History for MemoryHistory {
         HistoryStats {
             events: log.events.len() as u64,
             bytes: log.bytes as u64,
+            damaged: 0,
         }
     }
 }

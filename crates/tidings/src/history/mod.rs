@@ -112,6 +112,8 @@ pub struct Retention {
 pub struct HistoryStats {
     pub events: u64,
     pub bytes: u64,
+    /// Damaged records met since start (the durable file only), skipped.
+    pub damaged: u64,
 }
 
 pub trait History: Send + Sync + 'static {

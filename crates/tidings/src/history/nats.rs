@@ -689,6 +689,7 @@ impl SharedLog for Engine {
         HistoryStats {
             events: self.stats.events.load(Ordering::Relaxed),
             bytes: self.stats.bytes.load(Ordering::Relaxed),
+            damaged: 0,
         }
     }
 }

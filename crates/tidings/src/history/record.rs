@@ -5,8 +5,14 @@
 use crate::event::{Event, PresenceNote};
 use bytes::Bytes;
 
-/// Version of the record layout, first byte of every record.
-const RECORD_FORMAT: u8 = 1;
+/// Version of the record layout, first byte of every record. Format 2 is
+/// format 1 followed by a CRC-32 of everything before it: redb does not
+/// check its pages on a normal read, so a flipped bit on disk would
+/// otherwise reach subscribers as a changed event. Format 1 records (files
+/// written before it) are still read.
+const RECORD_FORMAT: u8 = 2;
+const UNCHECKED_FORMAT: u8 = 1;
+const CHECKSUM: usize = 4;
 const PRIVATE: u8 = 1;
 /// Presence notes: a started subscription's document and node, or an alive
 /// node, follow the topics.
@@ -59,7 +65,22 @@ pub(crate) fn encode(event: &Event, appended_ms: u64) -> Vec<u8> {
         Some(PresenceNote::Ended) | None => {}
     }
     out.extend_from_slice(&event.frame);
+    let checksum = crc32fast::hash(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
     out
+}
+
+/// A record's layout without its checksum, once the checksum holds;
+/// `None` for a damaged record or an unknown format.
+fn verified(record: &[u8]) -> Option<&[u8]> {
+    match record.first()? {
+        &RECORD_FORMAT => {
+            let (body, checksum) = record.split_at_checked(record.len().checked_sub(CHECKSUM)?)?;
+            (crc32fast::hash(body).to_le_bytes() == checksum).then_some(body)
+        }
+        &UNCHECKED_FORMAT => Some(record),
+        _ => None,
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, text: &str) {
@@ -71,23 +92,22 @@ fn put_str(out: &mut Vec<u8>, text: &str) {
 pub(crate) struct RecordHead {
     pub appended_ms: u64,
     pub id: Box<str>,
-    pub len: u64,
 }
 
 impl RecordHead {
     pub fn read(record: &[u8]) -> Option<RecordHead> {
-        let mut reader = Reader(record);
+        let mut reader = Reader(verified(record)?);
         let (appended_ms, _, id) = reader.head()?;
         Some(RecordHead {
             appended_ms,
             id: id.into(),
-            len: record.len() as u64,
         })
     }
 }
 
+/// The event a record holds; `None` if it is damaged.
 pub(crate) fn decode(seq: u64, record: &[u8]) -> Option<Event> {
-    let mut reader = Reader(record);
+    let mut reader = Reader(verified(record)?);
     let (_, flags, id) = reader.head()?;
     let count = reader.u32()?;
     let topics = (0..count)
@@ -144,9 +164,8 @@ impl<'a> Reader<'a> {
 
     /// Format, append time, flags and id.
     fn head(&mut self) -> Option<(u64, u8, &'a str)> {
-        if self.take(1)? != [RECORD_FORMAT] {
-            return None;
-        }
+        // The format was checked by `verified`.
+        self.take(1)?;
         let appended_ms = u64::from_le_bytes(self.take(8)?.try_into().ok()?);
         let flags = self.take(1)?[0];
         Some((appended_ms, flags, self.str()?))
@@ -220,7 +239,7 @@ mod tests {
     #[test]
     fn an_alive_note_of_an_older_version_reads_back_without_figures() {
         let old: Vec<u8> = [
-            &[RECORD_FORMAT][..],
+            &[UNCHECKED_FORMAT][..],
             &42u64.to_le_bytes(),
             &[PRIVATE | ALIVE],
             &1u32.to_le_bytes(),
@@ -242,7 +261,7 @@ mod tests {
         again.frame = event.frame.clone();
         again.presence = note;
         again.private = true;
-        assert_eq!(encode(&again, 42), old);
+        assert_eq!(as_format_1(encode(&again, 42)), old);
     }
 
     /// A node of an older version knows no `FIGURES` bit: what it reads of a
@@ -257,7 +276,7 @@ mod tests {
             node: Arc::from("n1"),
             figures: Some(Arc::from("{\"lag\":0}")),
         });
-        let mut record = encode(&event, 42);
+        let mut record = as_format_1(encode(&event, 42));
         record[9] &= !FIGURES;
         let old_view = decode(3, &record).expect("decodes");
         assert_eq!(
@@ -268,5 +287,29 @@ mod tests {
             })
         );
         assert!(old_view.topics.is_empty() && old_view.private);
+    }
+
+    /// A record as versions before checksums wrote it.
+    fn as_format_1(mut record: Vec<u8>) -> Vec<u8> {
+        record.truncate(record.len() - CHECKSUM);
+        record[0] = UNCHECKED_FORMAT;
+        record
+    }
+
+    #[test]
+    fn every_flipped_bit_is_caught() {
+        let mut event = Event::from_update(5, "urn:uuid:5".into(), &Update::new("t", "data"));
+        event.presence = Some(PresenceNote::Started {
+            document: Arc::from("{}"),
+            node: Arc::from("n"),
+        });
+        let record = encode(&event, 42);
+        for bit in 0..record.len() * 8 {
+            let mut damaged = record.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(5, &damaged).is_none(), "bit {bit}");
+            assert!(RecordHead::read(&damaged).is_none(), "bit {bit}");
+        }
+        assert!(decode(5, &as_format_1(record)).is_some());
     }
 }

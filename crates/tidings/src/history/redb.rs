@@ -23,6 +23,7 @@
 use super::record::{decode, encode, RecordHead};
 use super::{History, HistoryError, HistoryStats, Retention};
 use crate::event::SharedEvent;
+use crate::log_throttle::LogThrottle;
 use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
 use redb::{
     Database, DatabaseError, ReadableTable, ReadableTableMetadata, StorageError, TableDefinition,
@@ -87,6 +88,9 @@ pub struct RedbHistory {
     unsynced: AtomicBool,
     /// Held by the running trim, so a slow one is never run twice at once.
     trimming: Mutex<()>,
+    /// Damaged records met by reads and trims; see [`RedbHistory::damaged`].
+    damaged: AtomicU64,
+    damaged_log: LogThrottle,
 }
 
 struct Fault {
@@ -133,6 +137,8 @@ impl RedbHistory {
             synced: Mutex::new(Instant::now()),
             unsynced: AtomicBool::new(false),
             trimming: Mutex::new(()),
+            damaged: AtomicU64::new(0),
+            damaged_log: LogThrottle::default(),
         })
     }
 
@@ -280,6 +286,21 @@ impl RedbHistory {
         Ok(removed)
     }
 
+    /// A record whose checksum does not match: changed on disk after redb
+    /// wrote it (redb checks its pages when it opens a file, not on every
+    /// read). It is skipped, never sent changed, and said loudly.
+    fn damaged(&self, seq: u64) {
+        self.damaged.fetch_add(1, Ordering::Relaxed);
+        if let Some(count) = self.damaged_log.refused() {
+            tracing::error!(
+                path = %self.path.display(),
+                seq,
+                count,
+                "a history record is damaged (its checksum does not match): skipped"
+            );
+        }
+    }
+
     fn remove_expired(
         &self,
         txn: &WriteTransaction,
@@ -292,28 +313,39 @@ impl RedbHistory {
         let mut bytes = read_u64(&meta, META_BYTES)?;
         let (mut removed, mut freed) = (0, 0);
         while removed < TRIM_CHUNK {
-            let Some((seq, head)) = events
-                .first()?
-                .map(|(k, v)| (k.value(), RecordHead::read(v.value())))
-            else {
+            let Some((seq, len, head)) = events.first()?.map(|(k, v)| {
+                let record = v.value();
+                (k.value(), record.len() as u64, RecordHead::read(record))
+            }) else {
                 break;
             };
-            let head = head.ok_or_else(|| corrupt(seq))?;
-            let expired = self.retention.events.is_some_and(|max| count > max)
-                || self.retention.bytes.is_some_and(|max| bytes > max)
-                || cutoff_ms.is_some_and(|cutoff| head.appended_ms < cutoff);
-            if !expired {
+            // A damaged record goes when reached, whatever the retention:
+            // it cannot be read. The newest stays, whose sequence sequencing
+            // resumes after.
+            let expired = head.as_ref().is_none_or(|head| {
+                self.retention.events.is_some_and(|max| count > max)
+                    || self.retention.bytes.is_some_and(|max| bytes > max)
+                    || cutoff_ms.is_some_and(|cutoff| head.appended_ms < cutoff)
+            });
+            if !expired || (head.is_none() && count == 1) {
                 break;
             }
             events.remove(seq)?;
-            ids.remove((&*head.id, seq))?;
-            if count == 1 {
+            match &head {
+                Some(head) => {
+                    ids.remove((&*head.id, seq))?;
+                }
+                // Its id is unreadable too: the id's entry stays, and a
+                // resume from that id replays what follows, as it should.
+                None => self.damaged(seq),
+            }
+            if let (Some(head), 1) = (&head, count) {
                 // Keep the newest sequence and id once nothing else does.
                 meta.insert(META_LAST, encode_last(seq, &head.id).as_slice())?;
             }
             count -= 1;
-            bytes = bytes.saturating_sub(head.len);
-            freed += head.len;
+            bytes = bytes.saturating_sub(len);
+            freed += len;
             removed += 1;
         }
         meta.insert(META_BYTES, bytes.to_le_bytes().as_slice())?;
@@ -364,9 +396,10 @@ impl History for RedbHistory {
                 .take(limit)
             {
                 let (seq, record) = entry?;
-                let event =
-                    decode(seq.value(), record.value()).ok_or_else(|| corrupt(seq.value()))?;
-                out.push(Arc::new(event));
+                match decode(seq.value(), record.value()) {
+                    Some(event) => out.push(Arc::new(event)),
+                    None => self.damaged(seq.value()),
+                }
             }
             Ok(out)
         };
@@ -424,6 +457,7 @@ impl History for RedbHistory {
         HistoryStats {
             events: self.events.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            damaged: self.damaged.load(Ordering::Relaxed),
         }
     }
 }
@@ -670,6 +704,49 @@ mod tests {
         assert_eq!(event.frame, original.frame);
         assert_eq!(history.last().unwrap(), Some((7, "urn:uuid:x".into())));
         assert_eq!(history.locate("urn:uuid:x").unwrap(), Some(7));
+        assert_eq!(history.stats().events, 1);
+    }
+
+    /// A record changed on disk under a running hub, where redb's page
+    /// checksums are not looked at.
+    fn damage(history: &RedbHistory, seq: u64) {
+        let guard = history.db.read();
+        let db = guard.as_ref().unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(EVENTS).unwrap();
+            let mut record = table.get(seq).unwrap().unwrap().value().to_vec();
+            let last = record.len() - 6;
+            record[last] ^= 0x04;
+            table.insert(seq, record.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_damaged_record_is_skipped_and_counted_never_sent_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            events: Some(2),
+            ..Retention::default()
+        };
+        let history = open(dir.path(), retention);
+        history.append(&events(1..=3)).unwrap();
+        damage(&history, 2);
+        let read = history.read_after(0, 10).unwrap();
+        assert_eq!(seqs(&read), vec![1, 3]);
+        assert_eq!(read[1].frame, events(3..=3)[0].frame);
+        assert_eq!(history.stats().damaged, 1);
+
+        // Trimming goes past it (retention keeps 2: only 1 is due, but the
+        // damaged 2 goes too), and keeps the newest even when damaged.
+        history.trim().unwrap();
+        assert_eq!(seqs(&history.read_after(0, 10).unwrap()), vec![3]);
+        assert_eq!(history.stats().damaged, 2);
+        assert_eq!(history.stats().events, 1);
+        damage(&history, 3);
+        history.trim().unwrap();
+        assert!(history.read_after(0, 10).unwrap().is_empty());
         assert_eq!(history.stats().events, 1);
     }
 

@@ -580,6 +580,7 @@ impl SharedLog for RedisLog {
         HistoryStats {
             events: self.events.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            damaged: 0,
         }
     }
 }
