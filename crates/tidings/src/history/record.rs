@@ -73,12 +73,12 @@ pub(crate) fn encode(event: &Event, appended_ms: u64) -> Vec<u8> {
 /// A record's layout without its checksum, once the checksum holds;
 /// `None` for a damaged record or an unknown format.
 fn verified(record: &[u8]) -> Option<&[u8]> {
-    match record.first()? {
-        &RECORD_FORMAT => {
+    match *record.first()? {
+        RECORD_FORMAT => {
             let (body, checksum) = record.split_at_checked(record.len().checked_sub(CHECKSUM)?)?;
             (crc32fast::hash(body).to_le_bytes() == checksum).then_some(body)
         }
-        &UNCHECKED_FORMAT => Some(record),
+        UNCHECKED_FORMAT => Some(record),
         _ => None,
     }
 }
