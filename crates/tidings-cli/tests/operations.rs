@@ -384,6 +384,38 @@ async fn connections_that_send_no_request_are_closed() {
     assert_eq!(stream.next().await.data, "still open");
 }
 
+/// A TLS handshake that stalls (nothing sent, or a ClientHello begun and
+/// never finished) is cut at `--head-timeout` like a plain request head,
+/// not before; the hub serves TLS clients meanwhile.
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_cut_at_the_head_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = Hub::start(&["--tls-self-signed", "--head-timeout", "1s"]);
+    let address = hub.origin.trim_start_matches("https://").to_string();
+    let opened_at = std::time::Instant::now();
+    let silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut begun = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // A handshake record header announcing 512 bytes, then a few of them.
+    begun
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let healthy = client.get(format!("{}/healthz", hub.origin)).send().await;
+    assert_eq!(healthy.unwrap().status(), 200, "served meanwhile");
+    for (what, mut socket) in [("silent", silent), ("begun", begun)] {
+        let mut read = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut read))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: still open after the head timeout"));
+        let waited = opened_at.elapsed();
+        assert!(waited >= Duration::from_millis(900), "{what}: cut early, at {waited:?}");
+    }
+}
+
 /// Slowloris: a head or a publication body that keeps trickling in is cut
 /// at `--head-timeout` all the same, the body with a `408` saying why.
 #[tokio::test]
