@@ -412,7 +412,10 @@ async fn a_stalled_tls_handshake_is_cut_at_the_head_timeout() {
             .await
             .unwrap_or_else(|_| panic!("{what}: still open after the head timeout"));
         let waited = opened_at.elapsed();
-        assert!(waited >= Duration::from_millis(900), "{what}: cut early, at {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(900),
+            "{what}: cut early, at {waited:?}"
+        );
     }
 }
 

@@ -15,8 +15,16 @@ pub enum Head {
     Partial,
     Http2,
     Other,
-    EventStream { query: String, headers: HeaderMap },
-    WebSocket { target: String, headers: HeaderMap },
+    /// Answered with this status and a problem document.
+    Refused(u16),
+    EventStream {
+        query: String,
+        headers: HeaderMap,
+    },
+    WebSocket {
+        target: String,
+        headers: HeaderMap,
+    },
 }
 
 /// The decision the direct path takes after a read, for a hub at `path`.
@@ -26,6 +34,7 @@ pub fn request_head(head: &[u8], path: &str) -> Head {
         Look::Partial => Head::Partial,
         Look::Http2 => Head::Http2,
         Look::Other => Head::Other,
+        Look::Refused { status, .. } => Head::Refused(status.as_u16()),
         Look::EventStream { query, headers } => Head::EventStream { query, headers },
         Look::WebSocket { request, .. } => Head::WebSocket {
             target: request.uri.to_string(),

@@ -16,7 +16,7 @@ use crate::outbox::Outbox;
 use crate::per_ip::IpSlot;
 use crate::stream::EventStream;
 use bytes::{Buf, Bytes};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
@@ -24,9 +24,12 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Longest request head accepted on this path; longer ones go to hyper,
-/// which answers them itself.
-const MAX_HEAD: usize = 64 * 1024;
+/// Longest request head accepted, here and by hyper: the same as the
+/// header list HTTP/2 and HTTP/3 accept.
+pub(super) const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields a request may have: hyper's own limit, so that a
+/// request reads the same on every path.
+const MAX_HEADERS: usize = 100;
 /// Most buffers per vectored write (below every platform's IOV_MAX).
 const MAX_IOV: usize = 512;
 
@@ -62,6 +65,10 @@ pub async fn route(
             Look::Partial => continue,
             Look::Http2 => return Ok(Route::Http2(Rewind::new(head.into(), stream))),
             Look::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
+            Look::Refused { status, detail } => {
+                write_reply(&mut stream, Reply::problem(status, detail)).await?;
+                return Ok(Route::Served);
+            }
             Look::EventStream { query, headers } => (query, headers),
             Look::WebSocket { mut request, rest } => {
                 drop(head);
@@ -119,9 +126,12 @@ pub(crate) enum Look {
     Partial,
     /// HTTP/2 with prior knowledge.
     Http2,
-    /// Anything else, malformed and oversized heads included (hyper
-    /// answers those itself).
+    /// Anything else, for hyper.
     Other,
+    /// A head no server could serve: malformed, too large, too many
+    /// fields. Answered here, with a problem document saying why, where
+    /// hyper would answer with an empty body.
+    Refused { status: StatusCode, detail: String },
     /// A GET event stream: what opening the subscription needs, copied out
     /// so that the request head's buffer can go.
     EventStream { query: String, headers: HeaderMap },
@@ -141,10 +151,13 @@ pub(crate) fn look(head: &[u8], path: &str) -> Look {
     if head.starts_with(b"PRI ") {
         return Look::Http2;
     }
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
-        Ok(httparse::Status::Partial) if head.len() >= MAX_HEAD => Look::Other,
+        Ok(httparse::Status::Partial) if head.len() >= MAX_HEAD => Look::Refused {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            detail: format!("the request head exceeds {} KiB", MAX_HEAD / 1024),
+        },
         Ok(httparse::Status::Partial) => Look::Partial,
         Ok(httparse::Status::Complete(length)) if is_websocket(&request, path) => {
             let target = request.path.unwrap_or("/");
@@ -169,8 +182,15 @@ pub(crate) fn look(head: &[u8], path: &str) -> Look {
                 headers: header_map(request.headers),
             }
         }
-        // Other requests, and malformed ones hyper will answer 400.
-        _ => Look::Other,
+        Ok(httparse::Status::Complete(_)) => Look::Other,
+        Err(httparse::Error::TooManyHeaders) => Look::Refused {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            detail: format!("the request head has more than {MAX_HEADERS} header fields"),
+        },
+        Err(error) => Look::Refused {
+            status: StatusCode::BAD_REQUEST,
+            detail: format!("a malformed request head: {error}"),
+        },
     }
 }
 
