@@ -120,8 +120,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         }
     }
 
-    /// The next whole frame of `input`, as what it brings; `None` when more
-    /// bytes are needed or the frame was a fragment.
+    /// What the whole frames at the front of `input` bring, fragments
+    /// gathered on the way; `None` when more bytes are needed.
     fn take_frame(&mut self) -> Result<Option<Incoming>, Violation> {
         loop {
             let mut cursor = Cursor::new(&self.input[..]);
