@@ -144,6 +144,9 @@ async fn a_node_cut_off_from_the_log_catches_up_in_order(engine: Engine) {
 /// gets what is retained, as on a single hub. (With statistics off the
 /// nodes append no alive notes, which retention would count among the five.)
 async fn a_node_behind_the_retention_sends_its_subscribers_back_to_the_log(engine: Engine) {
+    // JetStream pushes to a consumer ahead of its reads, Redis hands over
+    // only what a read asks for.
+    let pushes_ahead = matches!(engine, Engine::Nats(_) | Engine::NatsCluster(_));
     let cluster = Cluster::start(engine, 2, &["--retain-events", "5", "--stats", "off"]);
     let mut reader = Reader::open(&cluster[0], "match=t").await;
     cluster[1].publish_as("t", "0", None).await;
@@ -159,17 +162,22 @@ async fn a_node_behind_the_retention_sends_its_subscribers_back_to_the_log(engin
     }
     cluster[0].resume();
 
-    let ended = !reader.read_to(21, PATIENCE).await;
-    // What the engine had already sent the node before it trimmed (JetStream
-    // pushes to a consumer ahead of its reads) may arrive, in order; nothing
-    // after the gap may.
+    let complete = reader.read_to(21, PATIENCE).await;
+    // What the engine had already sent the node before it trimmed may
+    // arrive, in order; nothing after the gap may.
     let delivered = data(&reader.events);
     assert_eq!(
         delivered,
         numbers(0..delivered.len()),
         "nothing delivered past the gap"
     );
-    assert!(ended, "the stream of a node that missed events is closed");
+    // Where JetStream had pushed all twenty before trimming (on a loaded
+    // machine, the paused node's socket holds them), nothing was missed and
+    // the stream rightly stays open.
+    assert!(
+        !complete || pushes_ahead,
+        "the stream of a node that missed events is closed"
+    );
     let mut resumed = cluster[0].open("match=t", None, Some(&cursor)).await;
     assert_eq!(
         resumed.header("mercure-last-event-id").as_deref(),
