@@ -935,3 +935,55 @@ async fn sockets_on_two_nodes_share_the_log(engine: support::cluster::Engine) {
     assert_eq!(resumed.next().await["id"], seen_on_a[1].as_str());
     resumed.quiet().await;
 }
+
+crate::cluster_tests!(a_node_behind_the_log_closes_its_sockets_with_4002);
+
+/// A node cut off for longer than the log keeps what it missed closes its
+/// sockets with 4002 rather than skip events; the client resumes from the
+/// log, as an event stream would.
+async fn a_node_behind_the_log_closes_its_sockets_with_4002(engine: support::cluster::Engine) {
+    use support::cluster::{Cluster, Engine};
+    // JetStream pushes to a consumer ahead of its reads: a paused node may
+    // have everything before the log trims it, and then misses nothing.
+    let pushes_ahead = matches!(engine, Engine::Nats(_) | Engine::NatsCluster(_));
+    let cluster = Cluster::start(engine, 2, &["--retain-events", "5", "--stats", "off"]);
+    let mut socket = open(&cluster[0], &[]).await.unwrap();
+    socket.subscribe("s", json!(BOOK), None).await;
+    cluster[1].publish_as(BOOK, "0", None).await;
+    assert_eq!(socket.next().await["data"], "0");
+
+    cluster[0].pause();
+    // Past the node's read in flight, so that what follows is only in the
+    // log, where retention trims it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for n in 1..=20 {
+        cluster[1].publish_as(BOOK, &n.to_string(), None).await;
+    }
+    cluster[0].resume();
+
+    let mut next = 1;
+    let (code, reason) = loop {
+        let message = tokio::time::timeout(WAIT, socket.ws.next())
+            .await
+            .expect("an event or the close in time");
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let event: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(
+                    event["data"],
+                    next.to_string(),
+                    "in order, nothing past a gap"
+                );
+                next += 1;
+                if next == 21 && pushes_ahead {
+                    return;
+                }
+            }
+            Some(Ok(Message::Close(Some(frame)))) => break (u16::from(frame.code), frame.reason),
+            Some(Ok(_)) => continue,
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 4002, "{reason}");
+    assert!(next < 21, "closed although nothing was missed");
+}

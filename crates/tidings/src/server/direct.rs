@@ -328,8 +328,11 @@ pub(crate) async fn write_reply(stream: &mut TcpStream, reply: Reply) -> io::Res
         &reply.headers,
         Some(reply.body.len()),
     );
-    stream.write_all(&head).await?;
-    stream.write_all(&reply.body).await?;
+    // One write: a client that reads the head may take only what came with
+    // it as the body.
+    let mut answer = head;
+    answer.extend_from_slice(&reply.body);
+    stream.write_all(&answer).await?;
     stream.shutdown().await
 }
 
