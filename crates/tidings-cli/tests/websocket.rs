@@ -101,6 +101,20 @@ impl Socket {
         assert!(next.is_err(), "unexpected message: {next:?}");
     }
 
+    /// Reads until the hub closes the socket, however long it takes; no
+    /// event may come first.
+    async fn closed_eventually(&mut self) -> (u16, String) {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (frame.code.into(), frame.reason.to_string())
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected the close, got {other:?}"),
+            }
+        }
+    }
+
     /// Reads until the hub closes the socket: its close code and reason.
     async fn closed(&mut self) -> (u16, String) {
         loop {
@@ -986,4 +1000,35 @@ async fn a_node_behind_the_log_closes_its_sockets_with_4002(engine: support::clu
     };
     assert_eq!(code, 4002, "{reason}");
     assert!(next < 21, "closed although nothing was missed");
+}
+
+crate::cluster_tests!(a_resume_the_log_cannot_serve_closes_with_1011);
+
+/// A resume whose history read fails (the cluster's engine is gone, and
+/// stays gone past the replay's patience) closes the socket with 1011; the
+/// client comes back once the engine does, and misses nothing.
+async fn a_resume_the_log_cannot_serve_closes_with_1011(engine: support::cluster::Engine) {
+    use support::cluster::Cluster;
+    let mut cluster = Cluster::start(engine, 1, &[]);
+    for n in 0..3 {
+        cluster[0].publish_as(BOOK, &n.to_string(), None).await;
+    }
+    cluster.engine.kill();
+    let mut socket = open(&cluster[0], &[]).await.unwrap();
+    socket
+        .send(json!({"type": "subscribe", "subscription": "s", "match": BOOK, "last_event_id": "earliest"}))
+        .await;
+    assert_eq!(socket.next().await["type"], "subscribed");
+    // The replay waits out an engine failover (10 s) first.
+    let closed = tokio::time::timeout(Duration::from_secs(40), socket.closed_eventually());
+    let (code, reason) = closed.await.expect("the close in time");
+    assert_eq!(code, 1011, "{reason}");
+
+    cluster.engine.restart();
+    assert!(cluster[0].readiness_becomes(200, WAIT * 3).await);
+    let mut again = open(&cluster[0], &[]).await.unwrap();
+    again.subscribe("s", json!(BOOK), Some("earliest")).await;
+    for n in 0..3 {
+        assert_eq!(again.next().await["data"], n.to_string());
+    }
 }
