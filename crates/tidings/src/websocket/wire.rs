@@ -32,8 +32,12 @@ pub const NO_STATUS: u16 = 1005;
 /// A socket speaking WebSocket frames.
 pub struct Wire<S> {
     socket: S,
-    /// Bytes read and not yet taken; unallocated between frames.
+    /// Bytes read; unallocated between frames.
     input: Vec<u8>,
+    /// How many bytes at the front of `input` are taken: they are dropped
+    /// once per read, not once per frame, so that a read full of tiny
+    /// frames is not moved again for each of them.
+    taken: usize,
     /// The text message whose fragments are arriving.
     fragments: Option<Fragments>,
     /// Bytes read since the last complete message, headers and control
@@ -82,6 +86,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             socket,
             since_message: rest.len(),
             input: rest,
+            taken: 0,
             fragments: None,
             limits,
             peer_closed: false,
@@ -94,6 +99,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             if let Some(incoming) = self.take_frame().map_err(violation)? {
                 return Poll::Ready(Ok(incoming));
             }
+            self.compact();
             if self.input.capacity() - self.input.len() < READ_CHUNK / 4 {
                 self.input.reserve(READ_CHUNK);
             }
@@ -102,7 +108,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 tokio_util::io::poll_read_buf(Pin::new(&mut self.socket), cx, &mut self.input);
             match read {
                 Poll::Pending => {
-                    if self.input.is_empty() {
+                    if self.input.len() == self.taken {
+                        self.taken = 0;
                         // An idle socket keeps no buffer.
                         self.input = Vec::new();
                     }
@@ -124,7 +131,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// gathered on the way; `None` when more bytes are needed.
     fn take_frame(&mut self) -> Result<Option<Incoming>, Violation> {
         loop {
-            let mut cursor = Cursor::new(&self.input[..]);
+            let rest = &self.input[self.taken..];
+            let mut cursor = Cursor::new(rest);
             let Some((header, length)) = FrameHeader::parse(&mut cursor).map_err(|_| MALFORMED)?
             else {
                 return Ok(None);
@@ -132,18 +140,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             let start = cursor.position() as usize;
             let length = usize::try_from(length).map_err(|_| TOO_LONG)?;
             check(&header, length, self.limits.message)?;
-            let Some(end) = start
-                .checked_add(length)
-                .filter(|end| *end <= self.input.len())
-            else {
+            let Some(end) = start.checked_add(length).filter(|end| *end <= rest.len()) else {
                 // Room for more of the frame; a claimed length is not
                 // trusted with more than a chunk before its bytes arrive.
-                let missing = start + length - self.input.len();
+                let missing = start + length - rest.len();
+                self.compact();
                 self.input.reserve(missing.min(MAX_RESERVE));
                 return Ok(None);
             };
-            let mut payload = self.input[start..end].to_vec();
-            self.input.drain(..end);
+            let mut payload = rest[start..end].to_vec();
+            self.taken += end;
             if let Some(mask) = header.mask {
                 unmask(&mut payload, mask);
             }
@@ -151,6 +157,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 return Ok(Some(incoming));
             }
         }
+    }
+
+    /// Drops the bytes taken.
+    fn compact(&mut self) {
+        self.input.drain(..self.taken);
+        self.taken = 0;
     }
 
     /// What one checked, unmasked frame brings.
@@ -194,7 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 self.fragments.take().map(|f| f.text).unwrap_or_default()
             }
         };
-        self.since_message = self.input.len();
+        self.since_message = self.input.len() - self.taken;
         String::from_utf8(text)
             .map(|text| Some(Incoming::Text(text)))
             .map_err(|_| NOT_UTF8)
@@ -456,6 +468,29 @@ mod tests {
             panic!("a violation");
         };
         assert_eq!(code, 1007);
+    }
+
+    #[tokio::test]
+    async fn a_read_full_of_tiny_frames_gives_each_in_order() {
+        let (mut wire, mut client) = wire();
+        let mut bytes = Vec::new();
+        for n in 0..5_000u16 {
+            bytes.extend(frame(true, 0x9, &n.to_be_bytes()));
+        }
+        bytes.extend(frame(true, 0x1, b"{}"));
+        client.write_all(&bytes).await.unwrap();
+        for n in 0..5_000u16 {
+            let Poll::Ready(Ok(Incoming::Ping(payload))) = poll(&mut wire) else {
+                panic!("ping {n}");
+            };
+            assert_eq!(payload, n.to_be_bytes());
+        }
+        assert!(matches!(
+            poll(&mut wire),
+            Poll::Ready(Ok(Incoming::Text(_)))
+        ));
+        assert!(poll(&mut wire).is_pending());
+        assert_eq!(wire.input.capacity(), 0);
     }
 
     #[tokio::test]
