@@ -613,16 +613,22 @@ async fn close_of(tcp: &mut TcpStream) -> (u16, String) {
     }
 }
 
+/// The close the hub answers these bytes with, on a fresh socket.
+async fn close_after(hub: &Hub, bytes: &[u8]) -> (u16, String) {
+    let mut socket = raw(hub).await;
+    // The hub may close before it has read everything.
+    socket.write_all(bytes).await.ok();
+    close_of(&mut socket).await
+}
+
 #[tokio::test]
 async fn hostile_frames_get_their_documented_close() {
     let hub = Hub::start(&["--max-body", "4096"]);
 
-    let mut oversized = raw(&hub).await;
-    oversized
-        .write_all(&frame(true, 0x1, &[b'a'; 8192]))
-        .await
-        .ok();
-    assert_eq!(close_of(&mut oversized).await.0, 1009);
+    assert_eq!(
+        close_after(&hub, &frame(true, 0x1, &[b'a'; 8192])).await.0,
+        1009
+    );
 
     // A message that never ends: empty fragments, forever.
     let mut endless = raw(&hub).await;
@@ -640,43 +646,28 @@ async fn hostile_frames_get_their_documented_close() {
         .expect("the hub reads");
     assert_eq!(close_of(&mut endless).await.0, 1009);
 
-    let mut not_utf8 = raw(&hub).await;
-    not_utf8
-        .write_all(&frame(true, 0x1, &[0xc3, 0x28]))
-        .await
-        .unwrap();
-    assert_eq!(close_of(&mut not_utf8).await.0, 1007);
+    assert_eq!(
+        close_after(&hub, &frame(true, 0x1, &[0xc3, 0x28])).await.0,
+        1007
+    );
 
-    let mut unknown = raw(&hub).await;
-    unknown
-        .write_all(&frame(true, 0x1, br#"{"type":"shout"}"#))
-        .await
-        .unwrap();
-    let (code, reason) = close_of(&mut unknown).await;
+    let (code, reason) = close_after(&hub, &frame(true, 0x1, br#"{"type":"shout"}"#)).await;
     assert_eq!(code, 4400);
     assert!(reason.contains("shout"), "{reason}");
 
-    let mut malformed = raw(&hub).await;
-    malformed
-        .write_all(&frame(true, 0x1, b"{not json"))
-        .await
-        .unwrap();
-    assert_eq!(close_of(&mut malformed).await.0, 4400);
+    assert_eq!(
+        close_after(&hub, &frame(true, 0x1, b"{not json")).await.0,
+        4400
+    );
 
-    let mut empty = raw(&hub).await;
-    empty.write_all(&frame(true, 0x1, b"")).await.unwrap();
-    assert_eq!(close_of(&mut empty).await.0, 4400);
+    assert_eq!(close_after(&hub, &frame(true, 0x1, b"")).await.0, 4400);
 
-    let mut binary = raw(&hub).await;
-    binary
-        .write_all(&frame(true, 0x2, b"\x00\x01"))
-        .await
-        .unwrap();
-    assert_eq!(close_of(&mut binary).await.0, 1003);
+    assert_eq!(
+        close_after(&hub, &frame(true, 0x2, b"\x00\x01")).await.0,
+        1003
+    );
 
-    let mut unmasked = raw(&hub).await;
-    unmasked.write_all(&[0x81, 0x02, b'{', b'}']).await.unwrap();
-    assert_eq!(close_of(&mut unmasked).await.0, 1002);
+    assert_eq!(close_after(&hub, &[0x81, 0x02, b'{', b'}']).await.0, 1002);
 
     // The hub is still serving.
     let mut socket = open(&hub, &[]).await.unwrap();
@@ -745,9 +736,7 @@ async fn frames_follow_rfc_6455() {
     assert!(ended.expect("the hub hangs up").is_ok() && rest.is_empty());
 
     // A close without a code is answered without one.
-    let mut bare = raw(&hub).await;
-    bare.write_all(&frame(true, 0x8, b"")).await.unwrap();
-    assert_eq!(close_of(&mut bare).await.0, NO_STATUS);
+    assert_eq!(close_after(&hub, &frame(true, 0x8, b"")).await.0, NO_STATUS);
 
     let violations: [(&str, Vec<u8>); 7] = [
         ("reserved bits", {
@@ -767,26 +756,20 @@ async fn frames_follow_rfc_6455() {
         ("a close with a one-byte payload", frame(true, 0x8, b"\x03")),
     ];
     for (what, bytes) in violations {
-        let mut socket = raw(&hub).await;
-        socket.write_all(&bytes).await.unwrap();
-        assert_eq!(close_of(&mut socket).await.0, 1002, "{what}");
+        assert_eq!(close_after(&hub, &bytes).await.0, 1002, "{what}");
     }
-    let mut forbidden_code = raw(&hub).await;
-    forbidden_code
-        .write_all(&frame(true, 0x8, b"\x03\xed"))
-        .await
-        .unwrap();
+    let forbidden_code = frame(true, 0x8, b"\x03\xed");
     assert_eq!(
-        close_of(&mut forbidden_code).await.0,
+        close_after(&hub, &forbidden_code).await.0,
         1002,
         "close code 1005 sent"
     );
-    let mut bad_reason = raw(&hub).await;
-    bad_reason
-        .write_all(&frame(true, 0x8, b"\x03\xe8\xc3\x28"))
-        .await
-        .unwrap();
-    assert_eq!(close_of(&mut bad_reason).await.0, 1007);
+    assert_eq!(
+        close_after(&hub, &frame(true, 0x8, b"\x03\xe8\xc3\x28"))
+            .await
+            .0,
+        1007
+    );
 }
 
 #[tokio::test]
