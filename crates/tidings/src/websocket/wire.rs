@@ -108,8 +108,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 tokio_util::io::poll_read_buf(Pin::new(&mut self.socket), cx, &mut self.input);
             match read {
                 Poll::Pending => {
-                    if self.input.len() == self.taken {
-                        self.taken = 0;
+                    // Compacted above: empty means nothing pending.
+                    if self.input.is_empty() {
                         // An idle socket keeps no buffer.
                         self.input = Vec::new();
                     }
