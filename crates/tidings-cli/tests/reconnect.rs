@@ -206,7 +206,12 @@ async fn many_subscribers_join_and_leave_while_events_flow() {
 #[tokio::test]
 async fn a_live_subscriber_gets_no_history() {
     let hub = Hub::start(&[]);
+    // A publisher is answered once the history has its event, before the
+    // dispatch; a subscription opened in between starts before the event
+    // and rightly gets it live. Watching the dispatch rules that out.
+    let mut witness = opened(&hub.subscribe_url("match=t")).await;
     publish_numbered(&hub, "t", 0..3).await;
+    assert_eq!(numbers(&witness.take(3).await), [0, 1, 2]);
     let mut stream = opened(&hub.subscribe_url("match=t")).await;
     hub.publish("t", "live").await;
     assert_eq!(stream.next().await.data, "live");
@@ -221,6 +226,8 @@ async fn a_live_stream_opens_with_its_cursor() {
     first.wait_registered().await;
     assert!(first.raw.starts_with("id: earliest\n\n"), "{:?}", first.raw);
     let before = hub.publish("t", "0").await;
+    // Dispatched (see a_live_subscriber_gets_no_history) before the next opens.
+    assert_eq!(first.next().await.data, "0");
     let second = opened(&hub.subscribe_url("match=t")).await;
     assert!(
         second.raw.starts_with(&format!("id: {before}\n\n")),
