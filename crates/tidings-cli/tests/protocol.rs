@@ -124,6 +124,7 @@ async fn bad_subscriptions_get_400_with_a_reason() {
     let hub = Hub::start(&[]);
     let long = "x".repeat(5000);
     let many = vec!["match=a"; 65].join("&");
+    let wild = format!("match_urlpattern=%2F{}", "*".repeat(17));
     let cases = [
         ("match_regex=a", "not a matcher type"),
         ("MATCH=a", "not a matcher type"),
@@ -136,6 +137,7 @@ async fn bad_subscriptions_get_400_with_a_reason() {
             "match_urlpattern=https%3A%2F%2Fexample.com%2F(",
             "URL pattern",
         ),
+        (&wild, "at most 16 wildcards and groups"),
         (&format!("match={long}"), "longer than"),
         (&many, "more than 64"),
     ];
