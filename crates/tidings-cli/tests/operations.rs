@@ -419,6 +419,68 @@ async fn a_stalled_tls_handshake_is_cut_at_the_head_timeout() {
     }
 }
 
+/// Over TLS a first request head no server could serve gets what it gets in
+/// the clear: a problem document saying why, not hyper's empty answer.
+#[tokio::test]
+async fn heads_no_server_could_serve_get_a_reason_over_tls_too() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let hub = Hub::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(generated.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let address = hub.origin.trim_start_matches("https://").to_string();
+    let get = "GET /.well-known/mercure?match=t HTTP/1.1\r\nHost: x\r\n";
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases = [
+        (
+            "\x00\x01GARBAGE\r\n\r\n".to_string(),
+            "HTTP/1.1 400",
+            "a malformed request head",
+        ),
+        (
+            format!("{get}{many}\r\n"),
+            "HTTP/1.1 431",
+            "more than 100 header fields",
+        ),
+        (format!("{get}\r\n"), "HTTP/1.1 200", "text/event-stream"),
+    ];
+    for (request, status, detail) in cases {
+        let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains(detail) {
+            match tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(status), "{request:.40?}: {answer:?}");
+        assert!(answer.contains(detail), "{request:.40?}: {answer:?}");
+    }
+}
+
 /// Slowloris: a head or a publication body that keeps trickling in is cut
 /// at `--head-timeout` all the same, the body with a `408` saying why.
 #[tokio::test]

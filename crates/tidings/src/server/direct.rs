@@ -6,7 +6,9 @@
 //! dispatcher state machine alive for hours; here, once the request head is
 //! parsed, its buffer is freed and the connection is only a socket, the
 //! subscriber's queue and a small task. Every other HTTP/1.1 request goes
-//! to hyper with the bytes already read put back in front.
+//! to hyper with the bytes already read put back in front. Over TLS, where
+//! hyper serves every request, the first head is still looked at here, so
+//! that a head no server could serve gets the same answer either way.
 
 use super::rewind::Rewind;
 use crate::forwarded::Peer;
@@ -21,7 +23,7 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Longest request head accepted, here and by hyper: the same as the
@@ -53,69 +55,103 @@ pub async fn route(
     peer: Peer,
     slot: &mut Option<IpSlot>,
 ) -> io::Result<Route> {
+    let Some((head, look)) = read_head(&mut stream, http.hub.config().path()).await? else {
+        return Ok(Route::Served);
+    };
+    let (query, headers) = match look {
+        Look::Http2 => return Ok(Route::Http2(Rewind::new(head.into(), stream))),
+        // (`read_head` never returns `Partial`.)
+        Look::Other | Look::Partial => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
+        Look::Refused { status, detail } => {
+            write_reply(&mut stream, Reply::problem(status, detail)).await?;
+            return Ok(Route::Served);
+        }
+        Look::EventStream { query, headers } => (query, headers),
+        Look::WebSocket { mut request, rest } => {
+            drop(head);
+            request.extensions.insert(peer);
+            let slot = match http
+                .admission
+                .request(&peer, &request.headers, http.hub.metrics())
+            {
+                Ok(own) => own.or_else(|| slot.take()),
+                Err(reply) => {
+                    write_reply(&mut stream, reply).await?;
+                    return Ok(Route::Served);
+                }
+            };
+            crate::websocket::accept_direct(stream, rest, http.clone(), request, slot).await?;
+            return Ok(Route::Served);
+        }
+    };
+    drop(head);
+    let slot = match http.admission.request(&peer, &headers, http.hub.metrics()) {
+        Ok(own) => own.or_else(|| slot.take()),
+        Err(reply) => {
+            write_reply(&mut stream, reply).await?;
+            return Ok(Route::Served);
+        }
+    };
+    match subscribe::open(http, query.as_bytes(), None, &headers).await {
+        Err(reply) => {
+            write_reply(&mut stream, *reply).await?;
+            Ok(Route::Served)
+        }
+        Ok(opened) => {
+            let response_head = response_head(200, "OK", &opened.headers, None);
+            let events = opened.stream;
+            stream.write_all(&response_head).await?;
+            // The stream gets a task of its own, holding only the socket
+            // and the subscription (and, under a per-address limit, its
+            // count): nothing of the request survives.
+            match slot {
+                None => tokio::spawn(pump_logged(stream, events)),
+                Some(slot) => tokio::spawn(async move {
+                    pump_logged(stream, events).await;
+                    drop(slot);
+                }),
+            };
+            Ok(Route::Served)
+        }
+    }
+}
+
+/// Looks at a TLS connection's first request head, which hyper serves: a
+/// head no server could serve is answered here with a problem document
+/// saying why, as on the plain path, where hyper would send an empty body.
+/// Anything else goes on to hyper with what was read put back in front;
+/// `None` when the connection was answered or closed.
+pub async fn screen<S>(mut stream: S, path: &str) -> io::Result<Option<Rewind<S>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match read_head(&mut stream, path).await? {
+        None => Ok(None),
+        Some((_, Look::Refused { status, detail })) => {
+            write_reply(&mut stream, Reply::problem(status, detail)).await?;
+            Ok(None)
+        }
+        Some((head, _)) => Ok(Some(Rewind::new(head.into(), stream))),
+    }
+}
+
+/// Reads until the bytes so far call for more than more bytes, and says
+/// what they call for; `None` when the client closes first.
+async fn read_head<S>(stream: &mut S, path: &str) -> io::Result<Option<(Vec<u8>, Look)>>
+where
+    S: AsyncRead + Unpin,
+{
     let mut head = Vec::with_capacity(1024);
     loop {
         if head.capacity() == head.len() {
             head.reserve(head.len());
         }
         if stream.read_buf(&mut head).await? == 0 {
-            return Ok(Route::Served);
+            return Ok(None);
         }
-        let (query, headers) = match look(&head, http.hub.config().path()) {
+        match look(&head, path) {
             Look::Partial => continue,
-            Look::Http2 => return Ok(Route::Http2(Rewind::new(head.into(), stream))),
-            Look::Other => return Ok(Route::Hyper(Rewind::new(head.into(), stream))),
-            Look::Refused { status, detail } => {
-                write_reply(&mut stream, Reply::problem(status, detail)).await?;
-                return Ok(Route::Served);
-            }
-            Look::EventStream { query, headers } => (query, headers),
-            Look::WebSocket { mut request, rest } => {
-                drop(head);
-                request.extensions.insert(peer);
-                let slot = match http
-                    .admission
-                    .request(&peer, &request.headers, http.hub.metrics())
-                {
-                    Ok(own) => own.or_else(|| slot.take()),
-                    Err(reply) => {
-                        write_reply(&mut stream, reply).await?;
-                        return Ok(Route::Served);
-                    }
-                };
-                crate::websocket::accept_direct(stream, rest, http.clone(), request, slot).await?;
-                return Ok(Route::Served);
-            }
-        };
-        drop(head);
-        let slot = match http.admission.request(&peer, &headers, http.hub.metrics()) {
-            Ok(own) => own.or_else(|| slot.take()),
-            Err(reply) => {
-                write_reply(&mut stream, reply).await?;
-                return Ok(Route::Served);
-            }
-        };
-        match subscribe::open(http, query.as_bytes(), None, &headers).await {
-            Err(reply) => {
-                write_reply(&mut stream, *reply).await?;
-                return Ok(Route::Served);
-            }
-            Ok(opened) => {
-                let response_head = response_head(200, "OK", &opened.headers, None);
-                let events = opened.stream;
-                stream.write_all(&response_head).await?;
-                // The stream gets a task of its own, holding only the socket
-                // and the subscription (and, under a per-address limit, its
-                // count): nothing of the request survives.
-                match slot {
-                    None => tokio::spawn(pump_logged(stream, events)),
-                    Some(slot) => tokio::spawn(async move {
-                        pump_logged(stream, events).await;
-                        drop(slot);
-                    }),
-                };
-                return Ok(Route::Served);
-            }
+            look => return Ok(Some((head, look))),
         }
     }
 }
@@ -321,7 +357,10 @@ async fn write_frames(socket: &TcpStream, frames: &mut [Bytes], outbox: &Outbox)
     Ok(())
 }
 
-pub(crate) async fn write_reply(stream: &mut TcpStream, reply: Reply) -> io::Result<()> {
+pub(crate) async fn write_reply<S>(stream: &mut S, reply: Reply) -> io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
     let head = response_head(
         reply.status.as_u16(),
         reply.status.canonical_reason().unwrap_or(""),

@@ -79,9 +79,17 @@ pub async fn serve(
                     Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
                         h2::serve(stream, http, router, peer, stopping, head_timeout).await
                     }
-                    Ok(stream) => {
-                        serve_hyper(stream, router, peer, slot.take(), watcher, head_timeout).await
-                    }
+                    Ok(stream) => match tokio::select! {
+                        screened = timeout_as_error(head_timeout, direct::screen(stream, http.hub.config().path())) => screened,
+                        _ = stopping.cancelled() => Ok(None),
+                    } {
+                        Ok(Some(stream)) => {
+                            serve_hyper(stream, router, peer, slot.take(), watcher, head_timeout)
+                                .await
+                        }
+                        Ok(None) => Ok(()),
+                        Err(error) => Err(error),
+                    },
                     Err(error) => Err(error),
                 },
                 // A connection still waiting for its first request when
