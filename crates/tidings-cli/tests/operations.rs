@@ -246,6 +246,40 @@ async fn a_stalled_reader_is_dropped_without_its_help() {
     drop(stalled);
 }
 
+/// A hub serving TLS on a certificate made for 127.0.0.1, with `extra`
+/// arguments; the directory holds the certificate for as long as it lives.
+fn tls_hub(extra: &[&str]) -> (Hub, rcgen::CertifiedKey<rcgen::KeyPair>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let mut args = vec![
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    (Hub::start(&args), generated, dir)
+}
+
+/// What a rustls client needs to trust `generated` alone.
+fn trusting(
+    generated: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> (
+    tokio_rustls::rustls::RootCertStore,
+    std::sync::Arc<tokio_rustls::rustls::crypto::CryptoProvider>,
+) {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(generated.cert.der().clone()).unwrap();
+    (
+        roots,
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )
+}
+
 /// Over TLS without HTTP/2 an event stream goes through hyper, which stops
 /// polling it once the client stops reading; the hub still notices its
 /// queue overflow and drops the connection, as on the other paths.
@@ -254,21 +288,7 @@ async fn a_stalled_tls_http1_reader_is_dropped_without_its_help() {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls;
-    let dir = tempfile::tempdir().unwrap();
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
-    let hub = Hub::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--queue-events",
-        "16",
-        "--queue-bytes",
-        "65536",
-    ]);
+    let (hub, generated, _dir) = tls_hub(&["--queue-events", "16", "--queue-bytes", "65536"]);
     assert!(hub.url.starts_with("https://127.0.0.1:"), "{}", hub.url);
     let https = reqwest::Client::builder()
         .add_root_certificate(
@@ -295,9 +315,7 @@ async fn a_stalled_tls_http1_reader_is_dropped_without_its_help() {
             .unwrap()
     };
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(generated.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (roots, provider) = trusting(&generated);
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -426,20 +444,8 @@ async fn heads_no_server_could_serve_get_a_reason_over_tls_too() {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls;
-    let dir = tempfile::tempdir().unwrap();
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
-    let hub = Hub::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(generated.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (hub, generated, _dir) = tls_hub(&[]);
+    let (roots, provider) = trusting(&generated);
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
