@@ -1,4 +1,5 @@
-//! Real engine processes for the cluster's integration tests.
+//! Real engine processes for the cluster's integration tests, and a disk
+//! that fails on demand for the durable history's.
 //!
 //! Each kind of process runs in a temporary directory of its own, on free
 //! loopback ports, and is killed and its directory removed when the value is
@@ -14,7 +15,11 @@
 //! redis.kill();
 //! redis.restart();
 //! ```
+//!
+//! [`FaultyDisk`] is a FUSE file system whose writes fail with `EIO` at the
+//! flip of a switch; it skips the same way where it cannot be mounted.
 
+mod faulty_disk;
 mod http;
 mod nats;
 mod nats_cluster;
@@ -26,6 +31,7 @@ mod sentinel;
 mod tls;
 mod wait;
 
+pub use faulty_disk::FaultyDisk;
 pub use nats::Nats;
 pub use nats_cluster::NatsCluster;
 pub use nginx::Nginx;

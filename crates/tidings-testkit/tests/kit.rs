@@ -1,12 +1,13 @@
 //! Each kind of process starts, serves, dies when killed and serves again when
-//! restarted, keeping its data.
+//! restarted, keeping its data; the faulty disk fails writes when told to.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::FileExt;
 use std::thread;
 use std::time::Duration;
 
-use tidings_testkit::{free_port, require, Nats, NatsCluster, Nginx, Redis, Sentinel};
+use tidings_testkit::{free_port, require, FaultyDisk, Nats, NatsCluster, Nginx, Redis, Sentinel};
 
 fn refuses(port: u16) -> bool {
     TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err()
@@ -136,6 +137,44 @@ fn nginx_round_robins_and_skips_a_dead_node() {
         bodies.iter().any(|body| body == "A") && bodies.iter().any(|body| body == "B"),
         "{bodies:?}"
     );
+}
+
+#[test]
+fn a_faulty_disk_fails_writes_on_demand_and_keeps_reading() {
+    let Some(disk) = FaultyDisk::mount() else {
+        return;
+    };
+    let dir = disk.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("file");
+    let file = std::fs::File::create_new(&path).unwrap();
+    file.write_all_at(b"kept", 0).unwrap();
+    file.sync_data().unwrap();
+
+    // Each fails at the call itself, not at some later writeback.
+    disk.fail_writes(true);
+    let eio = |result: std::io::Result<()>| {
+        // 5 is EIO, which has no ErrorKind of its own.
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(5));
+    };
+    eio(file.write_all_at(b"lost", 0));
+    eio(file.set_len(0));
+    eio(file.sync_data());
+    eio(std::fs::File::create_new(dir.join("new")).map(drop));
+    eio(std::fs::create_dir(dir.join("sub")));
+    assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+
+    disk.fail_writes(false);
+    file.write_all_at(b"back", 0).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    assert_eq!(std::fs::read(&path).unwrap(), b"back");
+
+    let mount = disk.path().to_path_buf();
+    drop(disk);
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(mount.to_str().unwrap()), "{mounts}");
+    assert!(!mount.exists());
 }
 
 /// Creates a file-backed JetStream stream with the raw NATS protocol.
