@@ -1,5 +1,6 @@
 //! Durable history when things go wrong: a second hub on the same data
-//! directory, a damaged history file, a full disk.
+//! directory, a damaged history file, a full disk, a disk returning I/O
+//! errors.
 
 mod support;
 
@@ -184,6 +185,18 @@ async fn publish_when_possible(hub: &Hub, data: &str) -> String {
     }
 }
 
+/// Publishes `data`, which the hub must refuse with 503; returns the reason.
+async fn refused(hub: &Hub, data: &str) -> String {
+    let (status, reason) = hub
+        .post(
+            Some(&hub.publisher_token()),
+            &[("topic", "t"), ("data", data)],
+        )
+        .await;
+    assert_eq!(status, 503, "{reason}");
+    reason
+}
+
 #[tokio::test]
 async fn a_full_disk_answers_503_and_the_hub_recovers_by_itself() {
     let Some(disk) = SmallDisk::mount("24m") else {
@@ -224,4 +237,72 @@ async fn a_full_disk_answers_503_and_the_hub_recovers_by_itself() {
         (Some(id.as_str()), "room again")
     );
     stop(hub);
+}
+
+#[tokio::test]
+async fn a_disk_returning_io_errors_answers_503_and_the_hub_recovers_by_itself() {
+    let Some(disk) = tidings_testkit::FaultyDisk::mount() else {
+        return;
+    };
+    let dir = disk.path().join("data");
+    let mut hub = hub(&dir);
+    let stored = hub.publish("t", "stored before the errors").await;
+    let mut live = Stream::open(&hub.subscribe_url("match=t"), &[]).await;
+    live.wait_registered().await;
+
+    disk.fail_writes(true);
+    let reason = refused(&hub, "refused").await;
+    assert!(
+        reason.contains("Input/output error"),
+        "the answer says why: {reason}"
+    );
+    // Past the store's retry delay (500 ms) it tries the disk again, is
+    // refused again, and still serves readers what is stored.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let reason = refused(&hub, "refused again").await;
+    assert!(reason.contains("Input/output error"), "{reason}");
+    let mut replay = Stream::open(&hub.subscribe_url("match=t&last_event_id=earliest"), &[]).await;
+    assert_eq!(replay.next().await.id.as_deref(), Some(stored.as_str()));
+    assert!(hub.child.try_wait().unwrap().is_none(), "the hub exited");
+
+    // The disk works again: publishing resumes without a restart, and the
+    // subscriber that stayed connected gets the new event and nothing refused.
+    disk.fail_writes(false);
+    let id = publish_when_possible(&hub, "written again").await;
+    let event = live.next().await;
+    assert_eq!(
+        (event.id.as_deref(), event.data.as_str()),
+        (Some(id.as_str()), "written again")
+    );
+    stop(hub);
+
+    // Nothing acknowledged was lost, nothing refused was kept.
+    let restarted = Hub::start(&["--data-dir", dir.to_str().unwrap()]);
+    let mut replay = Stream::open(
+        &restarted.subscribe_url("match=t&last_event_id=earliest"),
+        &[],
+    )
+    .await;
+    let history: Vec<_> = replay
+        .take(2)
+        .await
+        .into_iter()
+        .map(|event| (event.id.unwrap(), event.data))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (stored, "stored before the errors".to_string()),
+            (id, "written again".to_string())
+        ]
+    );
+    assert!(
+        replay
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "{}",
+        replay.raw
+    );
+    stop(restarted);
 }

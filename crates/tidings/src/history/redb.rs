@@ -15,10 +15,10 @@
 //! group commit. Retention runs in `trim`, off the committer thread, in small
 //! transactions so the committer never waits long for redb's single writer.
 //!
-//! A failed write (disk full, read-only file system) leaves redb unable to
-//! write until the file is reopened. The store then answers `Unavailable`,
-//! keeps serving reads from the old handle, and reopens the file once a write
-//! looks likely to succeed.
+//! A failed write (disk full, read-only file system, I/O errors) leaves redb
+//! unable to write until the file is reopened. The store then answers
+//! `Unavailable`, keeps serving reads from the old handle, and reopens the
+//! file once a write beside it succeeds.
 
 use super::record::{decode, encode, RecordHead};
 use super::{History, HistoryError, HistoryStats, Retention};
@@ -191,6 +191,10 @@ impl RedbHistory {
     fn reopen(&self, needed: u64) -> Result<(), String> {
         writable_file(&self.path)?;
         room(&self.path, needed)?;
+        // Readers lose the old handle below even when the new one then fails
+        // to open, so the disk must first show that it takes a write: one
+        // that returns I/O errors still opens files and reports free space.
+        probe(&self.path)?;
         let mut slot = self.db.write();
         // The file lock belongs to the old handle: it must go first.
         *slot = None;
@@ -585,6 +589,19 @@ fn writable_file(path: &Path) -> Result<(), String> {
         .open(path)
         .map(drop)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Whether a small file written and synced beside `path` reaches the disk.
+fn probe(path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let probe = path.with_extension("redb.probe");
+    let written = std::fs::File::create(&probe).and_then(|mut file| {
+        file.write_all(&[0; 4096])?;
+        file.sync_all()
+    });
+    // Left behind only when the disk fails; the next probe reuses it.
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| format!("cannot write {}: {e}", probe.display()))
 }
 
 /// Whether the file system holding `path` has room for `needed` more bytes,
