@@ -4,9 +4,10 @@
 //! than [`LINGER`] ago (see [`crate::outbox`]). The subscriber is handed
 //! here once; one task, not a timer per connection, wakes every waiting
 //! writer [`LINGER`] after the first frame waited, and each writer then
-//! takes all its frames at once. The task sleeps while nothing waits.
+//! takes all its frames at once. A busy connection, which lingers longer,
+//! may sit out a round. The task sleeps while nothing waits.
 
-use crate::outbox::LINGER;
+use crate::outbox::{Tick, LINGER};
 use crate::subscriber::Subscriber;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -37,16 +38,27 @@ impl Flusher {
 }
 
 /// Flushes a round [`LINGER`] after its first frame waited, until shutdown.
+/// A busy connection whose longer linger is not over waits for the next
+/// round, which then follows at once.
 pub(crate) async fn flush_loop(flusher: Arc<Flusher>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = flusher.started.notified() => {}
             () = shutdown.cancelled() => return,
         }
-        tokio::time::sleep(LINGER).await;
-        let round = std::mem::take(&mut *flusher.waiting.lock());
-        for subscriber in round {
-            subscriber.outbox.flush();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(LINGER) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let mut round = std::mem::take(&mut *flusher.waiting.lock());
+            let now = Tick::now();
+            round.retain(|subscriber| !subscriber.outbox.flush(now));
+            if round.is_empty() {
+                break;
+            }
+            // Not `wait`: this loop is the next round, there is no one to tell.
+            flusher.waiting.lock().extend(round);
         }
     }
 }
