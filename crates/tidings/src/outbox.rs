@@ -358,14 +358,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn frames_soon_after_a_write_wait_for_the_flush() {
+    /// An outbox on the server side of a loopback connection, and the client side.
+    async fn attached() -> (Outbox, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let outbox = Outbox::new();
         outbox.attach(Arc::new(listener.accept().await.unwrap().0));
+        (outbox, client)
+    }
+
+    #[tokio::test]
+    async fn frames_soon_after_a_write_wait_for_the_flush() {
+        let (outbox, _client) = attached().await;
         let counter = Arc::new(Counter(Default::default()));
         let waker = futures_util::task::waker(counter.clone());
         let wakes = || counter.0.load(std::sync::atomic::Ordering::Relaxed);
@@ -414,12 +420,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_connection_lingers_twice_as_long() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let outbox = Outbox::new();
-        outbox.attach(Arc::new(listener.accept().await.unwrap().0));
+        let (outbox, _client) = attached().await;
         let counter = Arc::new(Counter(Default::default()));
         let waker = futures_util::task::waker(counter.clone());
         let wakes = || counter.0.load(std::sync::atomic::Ordering::Relaxed);
@@ -541,13 +542,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_writer_lets_dispatch_write_through() {
         use tokio::io::AsyncReadExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let outbox = Outbox::new();
-        outbox.attach(Arc::new(server));
+        let (outbox, mut client) = attached().await;
         // Not before the writer says it is idle: order comes first.
         assert_eq!(
             outbox.push(Bytes::from_static(b"a"), BOUNDS, later(), true),
@@ -570,13 +565,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_queued_frame_is_never_overtaken_by_a_write_through() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let outbox = Outbox::new();
-        outbox.attach(Arc::new(server));
+        let (outbox, _client) = attached().await;
         outbox.push(Bytes::from_static(b"a"), BOUNDS, later(), true);
         assert!(matches!(poll(&outbox), Poll::Ready(Batch::Frames(_))));
         outbox.allow_write_through();
