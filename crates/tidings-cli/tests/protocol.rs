@@ -377,9 +377,11 @@ async fn malformed_and_oversized_request_heads_are_answered() {
     let huge = format!("{get}X-Big: {}\r\n\r\n", "a".repeat(1 << 20));
     let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
     let many = format!("{get}{many}\r\n");
-    let bad_length = format!("{get}Content-Length: abc\r\n\r\n");
+    let post = "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\n";
+    let bad_length = format!("{post}Content-Length: abc\r\n\r\n");
+    let two_lengths = format!("{post}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello");
     // The heads no server could serve get a problem document saying why.
-    let refused: [(&str, &[u8], &str, &str); 3] = [
+    let refused: [(&str, &[u8], &str, &str); 5] = [
         (
             "garbage",
             b"\x00\x01GARBAGE\r\n\r\n",
@@ -398,6 +400,18 @@ async fn malformed_and_oversized_request_heads_are_answered() {
             "HTTP/1.1 431",
             "more than 100 header fields",
         ),
+        (
+            "a Content-Length that is not a number",
+            bad_length.as_bytes(),
+            "HTTP/1.1 400",
+            "an invalid Content-Length",
+        ),
+        (
+            "two Content-Lengths that differ",
+            two_lengths.as_bytes(),
+            "HTTP/1.1 400",
+            "an invalid Content-Length",
+        ),
     ];
     for (what, request, status, detail) in refused {
         let answer = raw_answer(&address, request, 16 * 1024, |_| false).await;
@@ -407,12 +421,21 @@ async fn malformed_and_oversized_request_heads_are_answered() {
             "{what}: {answer:?}"
         );
     }
-    // A head that parses is hyper's to judge.
-    let status = raw_status(&address, bad_length.as_bytes(), 16 * 1024).await;
-    assert!(
-        status.starts_with("HTTP/1.1 400"),
-        "a bad Content-Length: {status:?}"
-    );
+    // A later head on a kept-alive connection is hyper's to judge: a 400
+    // with an empty body (hyper has no hook for its own refusals).
+    let fine = format!("{post}Content-Length: 0\r\n\r\n");
+    let answer = raw_answer(
+        &address,
+        format!("{fine}{bad_length}").as_bytes(),
+        16 * 1024,
+        |answer| String::from_utf8_lossy(answer).matches("HTTP/1.1 ").count() >= 2,
+    )
+    .await;
+    let statuses: Vec<_> = answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| &answer[at + 9..at + 12])
+        .collect();
+    assert_eq!(statuses, ["401", "400"], "a later bad head: {answer:?}");
     let trickled = format!("{get}Accept: text/event-stream\r\n\r\n");
     let status = raw_status(&address, trickled.as_bytes(), 1).await;
     assert!(status.starts_with("HTTP/1.1 200"), "trickled: {status:?}");

@@ -218,7 +218,13 @@ pub(crate) fn look(head: &[u8], path: &str) -> Look {
                 headers: header_map(request.headers),
             }
         }
-        Ok(httparse::Status::Complete(_)) => Look::Other,
+        Ok(httparse::Status::Complete(_)) => match bad_content_length(request.headers) {
+            Some(value) => Look::Refused {
+                status: StatusCode::BAD_REQUEST,
+                detail: format!("an invalid Content-Length: {value:?}"),
+            },
+            None => Look::Other,
+        },
         Err(httparse::Error::TooManyHeaders) => Look::Refused {
             status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             detail: format!("the request head has more than {MAX_HEADERS} header fields"),
@@ -228,6 +234,32 @@ pub(crate) fn look(head: &[u8], path: &str) -> Look {
             detail: format!("a malformed request head: {error}"),
         },
     }
+}
+
+/// The first `Content-Length` value hyper would refuse, where it would
+/// answer with an empty body: one that is not a decimal number, or differs
+/// from another (RFC 9110, section 8.6).
+fn bad_content_length(headers: &[httparse::Header<'_>]) -> Option<String> {
+    let mut length = None;
+    let values = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
+    for header in values {
+        let value = String::from_utf8_lossy(header.value);
+        for part in value.split(',').map(str::trim) {
+            let parsed = part
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| part.parse::<u64>().ok())
+                .flatten();
+            match (parsed, length) {
+                (None, _) => return Some(value.into_owned()),
+                (Some(n), Some(seen)) if n != seen => return Some(value.into_owned()),
+                (Some(n), _) => length = Some(n),
+            }
+        }
+    }
+    None
 }
 
 fn is_websocket(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
@@ -391,4 +423,31 @@ fn response_head(status: u16, reason: &str, headers: &HeaderMap, length: Option<
     }
     head.extend_from_slice(b"connection: close\r\n\r\n");
     head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(values: &[&str]) -> bool {
+        let headers: Vec<_> = values
+            .iter()
+            .map(|value| httparse::Header {
+                name: "Content-Length",
+                value: value.as_bytes(),
+            })
+            .collect();
+        bad_content_length(&headers).is_some()
+    }
+
+    #[test]
+    fn content_lengths_hyper_would_refuse_are_caught() {
+        assert!(!refused(&[]));
+        assert!(!refused(&["5"]));
+        assert!(!refused(&["5, 5", "5"]));
+        for bad in [&["abc"][..], &["+5"], &["-1"], &[""], &["5,6"], &["5", "6"]] {
+            assert!(refused(bad), "{bad:?}");
+        }
+        assert!(refused(&["99999999999999999999999"]), "past u64");
+    }
 }
