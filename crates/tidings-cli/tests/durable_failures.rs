@@ -213,13 +213,7 @@ async fn a_full_disk_answers_503_and_the_hub_recovers_by_itself() {
     live.wait_registered().await;
 
     let filler = disk.fill();
-    let (status, reason) = hub
-        .post(
-            Some(&hub.publisher_token()),
-            &[("topic", "t"), ("data", "no room")],
-        )
-        .await;
-    assert_eq!(status, 503, "{reason}");
+    let reason = refused(&hub, "no room").await;
     assert!(reason.contains("space"), "the answer says why: {reason}");
 
     // Readers are still served what is stored, and the hub is still up.

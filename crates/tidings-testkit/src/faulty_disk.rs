@@ -202,6 +202,16 @@ impl Passthrough {
         Ok(run(file)?)
     }
 
+    /// Runs `change` on an open file, or fails with `EIO` while failing.
+    fn change_file(
+        &self,
+        fh: FileHandle,
+        change: impl FnOnce(&File) -> io::Result<()>,
+    ) -> Result<(), Errno> {
+        self.writable()?;
+        self.with_file(fh, change)
+    }
+
     fn handle(&self, file: File) -> FileHandle {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         self.open.lock().unwrap().insert(handle, file);
@@ -298,10 +308,7 @@ impl Filesystem for Passthrough {
             self.inodes.lock().unwrap().remove(&path);
             Ok(())
         };
-        match remove() {
-            Ok(()) => reply.ok(),
-            Err(error) => reply.error(error),
-        }
+        answer(reply, remove());
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -392,10 +399,7 @@ impl Filesystem for Passthrough {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let written = self
-            .writable()
-            .and_then(|()| self.with_file(fh, |file| file.write_all_at(data, offset)));
-        match written {
+        match self.change_file(fh, |file| file.write_all_at(data, offset)) {
             Ok(()) => reply.written(data.len() as u32),
             Err(error) => reply.error(error),
         }
@@ -434,19 +438,16 @@ impl Filesystem for Passthrough {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let synced = self.writable().and_then(|()| {
-            self.with_file(fh, |file| {
+        answer(
+            reply,
+            self.change_file(fh, |file| {
                 if datasync {
                     file.sync_data()
                 } else {
                     file.sync_all()
                 }
-            })
-        });
-        match synced {
-            Ok(()) => reply.ok(),
-            Err(error) => reply.error(error),
-        }
+            }),
+        );
     }
 
     fn readdir(
@@ -499,10 +500,7 @@ impl Filesystem for Passthrough {
             self.writable()?;
             Ok(File::open(self.path(ino)?)?.sync_all()?)
         };
-        match synced() {
-            Ok(()) => reply.ok(),
-            Err(error) => reply.error(error),
-        }
+        answer(reply, synced());
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -528,22 +526,24 @@ impl Filesystem for Passthrough {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let allocated = self.writable().and_then(|()| {
-            self.with_file(fh, |file| {
-                // SAFETY: the descriptor is open for as long as `file` lives.
-                let done = unsafe {
-                    libc::fallocate(file.as_raw_fd(), mode, offset as i64, length as i64)
-                };
-                match done {
-                    0 => Ok(()),
-                    _ => Err(io::Error::last_os_error()),
-                }
-            })
+        let allocated = self.change_file(fh, |file| {
+            // SAFETY: the descriptor is open for as long as `file` lives.
+            let done =
+                unsafe { libc::fallocate(file.as_raw_fd(), mode, offset as i64, length as i64) };
+            match done {
+                0 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            }
         });
-        match allocated {
-            Ok(()) => reply.ok(),
-            Err(error) => reply.error(error),
-        }
+        answer(reply, allocated);
+    }
+}
+
+/// Answers a call that returns nothing but success or an error.
+fn answer(reply: ReplyEmpty, result: Result<(), Errno>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(error) => reply.error(error),
     }
 }
 
