@@ -273,5 +273,7 @@ fn acknowledge(jobs: &mut Vec<Job>, outcomes: &[Appended], events: &[SharedEvent
 /// with time, so a durable id index grows at its end instead of rewriting
 /// pages all over: group commits write a third as much.
 fn new_id() -> String {
-    format!("urn:uuid:{}", uuid::Uuid::now_v7())
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let uuid = uuid::Uuid::now_v7().hyphenated();
+    ["urn:uuid:", uuid.encode_lower(&mut buffer)].concat()
 }

@@ -5,6 +5,7 @@
 //! invalid input must be refused instead.
 
 use percent_encoding::percent_decode;
+use std::borrow::Cow;
 
 /// Decodes `name=value&…` pairs; `None` names the first invalid pair.
 pub fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, String> {
@@ -22,15 +23,22 @@ pub fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, String> {
 }
 
 fn decode(raw: &[u8]) -> Result<String, String> {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    let bytes: Vec<u8> = percent_decode(&spaced).collect();
-    String::from_utf8(bytes).map_err(|_| {
-        let shown = String::from_utf8_lossy(raw);
-        format!("`{shown}` is not valid UTF-8 once decoded")
-    })
+    // Most names and values hold neither `+` nor `%`: they are copied once.
+    let spaced: Cow<[u8]> = match raw.contains(&b'+') {
+        true => raw
+            .iter()
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect(),
+        false => Cow::Borrowed(raw),
+    };
+    let bytes: Cow<[u8]> = percent_decode(&spaced).into();
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(_) => {
+            let shown = String::from_utf8_lossy(raw);
+            Err(format!("`{shown}` is not valid UTF-8 once decoded"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use crate::config::HubConfig;
 use crate::event::Update;
 use crate::text::forbidden_character;
+use std::borrow::Cow;
 use url::Url;
 
 /// Why a publication was refused.
@@ -137,8 +138,13 @@ pub fn in_reserved_namespace(topic: &str, hub: &Url) -> bool {
 }
 
 /// Decodes percent-encoded unreserved characters, then removes dot segments
-/// (RFC 3986 sections 6.2.2.2 and 5.2.4).
-fn normalize_path(path: &str) -> String {
+/// (RFC 3986 sections 6.2.2.2 and 5.2.4). The URL parser has already
+/// removed every dot segment it could see, so a path without `%` is
+/// returned as it is.
+fn normalize_path(path: &str) -> Cow<'_, str> {
+    if !path.contains('%') {
+        return Cow::Borrowed(path);
+    }
     let bytes = path.as_bytes();
     let mut decoded = String::with_capacity(path.len());
     let mut i = 0;
@@ -156,7 +162,7 @@ fn normalize_path(path: &str) -> String {
         decoded.push(bytes[i] as char);
         i += 1;
     }
-    remove_dot_segments(&decoded)
+    Cow::Owned(remove_dot_segments(&decoded))
 }
 
 fn remove_dot_segments(path: &str) -> String {
@@ -228,6 +234,27 @@ mod tests {
             "foo",
         ] {
             assert!(!in_reserved_namespace(topic, &hub), "{topic}");
+        }
+    }
+
+    #[test]
+    fn the_url_parser_leaves_no_dot_segment_a_path_without_percent_could_hide() {
+        let hub = hub();
+        for topic in [
+            "/a/./b/../c",
+            "/a/.%2E/b",
+            "/a/%2e%2E/b/.",
+            "https://x.example/a/b/..",
+            "../../../x",
+            "./",
+            "a\\..\\b",
+            "?q",
+            "",
+        ] {
+            let path = hub.join(topic).unwrap().path().to_string();
+            if !path.contains('%') {
+                assert_eq!(remove_dot_segments(&path), path, "{topic}");
+            }
         }
     }
 
