@@ -421,9 +421,10 @@ async fn malformed_and_oversized_request_heads_are_answered() {
             "{what}: {answer:?}"
         );
     }
-    // A later head on a kept-alive connection is hyper's to judge: a 400
-    // with an empty body (hyper has no hook for its own refusals).
-    let fine = format!("{post}Content-Length: 0\r\n\r\n");
+    // A later head on a connection hyper serves is hyper's to judge: a 400
+    // with an empty body (hyper has no hook for its own refusals). After a
+    // publication the direct path judges it (`publishers.rs`).
+    let fine = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     let answer = raw_answer(
         &address,
         format!("{fine}{bad_length}").as_bytes(),
@@ -435,7 +436,7 @@ async fn malformed_and_oversized_request_heads_are_answered() {
         .match_indices("HTTP/1.1 ")
         .map(|(at, _)| &answer[at + 9..at + 12])
         .collect();
-    assert_eq!(statuses, ["401", "400"], "a later bad head: {answer:?}");
+    assert_eq!(statuses, ["200", "400"], "a later bad head: {answer:?}");
     let trickled = format!("{get}Accept: text/event-stream\r\n\r\n");
     let status = raw_status(&address, trickled.as_bytes(), 1).await;
     assert!(status.starts_with("HTTP/1.1 200"), "trickled: {status:?}");

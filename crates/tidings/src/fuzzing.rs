@@ -25,6 +25,14 @@ pub enum Head {
         target: String,
         headers: HeaderMap,
     },
+    /// A plain publication: the head's length, the body's, and whether the
+    /// client asked to close.
+    Publication {
+        head: usize,
+        body: u64,
+        close: bool,
+        headers: HeaderMap,
+    },
 }
 
 /// The decision the direct path takes after a read, for a hub at `path`.
@@ -36,6 +44,12 @@ pub fn request_head(head: &[u8], path: &str) -> Head {
         Look::Other => Head::Other,
         Look::Refused { status, .. } => Head::Refused(status.as_u16()),
         Look::EventStream { query, headers } => Head::EventStream { query, headers },
+        Look::Publication(publication) => Head::Publication {
+            head: publication.head,
+            body: publication.body,
+            close: publication.close,
+            headers: publication.headers,
+        },
         Look::WebSocket { request, .. } => Head::WebSocket {
             target: request.uri.to_string(),
             headers: request.headers,

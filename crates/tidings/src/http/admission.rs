@@ -150,7 +150,13 @@ impl Admission {
                 let info = request.extensions.get::<ConnectInfo<SocketAddr>>();
                 info.map(|ConnectInfo(address)| address.ip())
             })?;
-        Some(self.trusted.client(peer, &request.headers))
+        Some(self.client_of(peer, &request.headers))
+    }
+
+    /// The client behind a connection from `peer`: the peer itself, or
+    /// the client a trusted proxy names in `headers`.
+    pub fn client_of(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        self.trusted.client(peer, headers)
     }
 
     /// Takes one publication from `publisher`'s bucket, or the 429.

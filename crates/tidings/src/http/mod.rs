@@ -192,12 +192,17 @@ pub(crate) async fn read_body(body: Body, limits: &Limits) -> Result<bytes::Byte
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body exceeds {limit} bytes or could not be read"),
         )),
-        Err(_) => Err(Reply::problem(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the body did not arrive within {} s (--head-timeout)",
-                limits.head_timeout.as_secs_f64()
-            ),
-        )),
+        Err(_) => Err(body_too_slow(limits)),
     }
+}
+
+/// The answer to a body that did not arrive within `limits.head_timeout`.
+pub(crate) fn body_too_slow(limits: &Limits) -> Reply {
+    Reply::problem(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the body did not arrive within {} s (--head-timeout)",
+            limits.head_timeout.as_secs_f64()
+        ),
+    )
 }

@@ -5,11 +5,13 @@
 //! idle HTTP/1.1 stream keeps the connection's read and write buffers and a
 //! dispatcher state machine alive for hours; here, once the request head is
 //! parsed, its buffer is freed and the connection is only a socket, the
-//! subscriber's queue and a small task. Every other HTTP/1.1 request goes
-//! to hyper with the bytes already read put back in front. Over TLS, where
+//! subscriber's queue and a small task. Plain publications are served here
+//! too ([`super::publications`]). Every other HTTP/1.1 request goes to
+//! hyper with the bytes already read put back in front. Over TLS, where
 //! hyper serves every request, the first head is still looked at here, so
 //! that a head no server could serve gets the same answer either way.
 
+use super::publications::Publication;
 use super::rewind::Rewind;
 use crate::forwarded::Peer;
 use crate::http::subscribe;
@@ -44,6 +46,9 @@ pub enum Route {
     Http2(Rewind<TcpStream>),
     /// Anything else: serve it with hyper, replaying what was read.
     Hyper(Rewind<TcpStream>),
+    /// A publication, read into the buffer so far, for
+    /// [`super::publications::serve`] (which has timeouts of its own).
+    Publication(TcpStream, Vec<u8>, Publication),
 }
 
 /// Routes a fresh connection from `peer`. An event stream takes the
@@ -67,6 +72,9 @@ pub async fn route(
             return Ok(Route::Served);
         }
         Look::EventStream { query, headers } => (query, headers),
+        Look::Publication(publication) => {
+            return Ok(Route::Publication(stream, head, publication));
+        }
         Look::WebSocket { mut request, rest } => {
             drop(head);
             request.extensions.insert(peer);
@@ -98,7 +106,7 @@ pub async fn route(
             Ok(Route::Served)
         }
         Ok(opened) => {
-            let response_head = response_head(200, "OK", &opened.headers, None);
+            let response_head = response_head(StatusCode::OK, &opened.headers, None, false);
             let events = opened.stream;
             stream.write_all(&response_head).await?;
             // The stream gets a task of its own, holding only the socket
@@ -171,6 +179,9 @@ pub(crate) enum Look {
     /// A GET event stream: what opening the subscription needs, copied out
     /// so that the request head's buffer can go.
     EventStream { query: String, headers: HeaderMap },
+    /// A `POST` on the hub URL with a plain `Content-Length` body, for
+    /// [`super::publications`].
+    Publication(Publication),
     /// A WebSocket handshake on the hub URL, as a request without a body,
     /// and whatever the client sent after it.
     WebSocket {
@@ -218,12 +229,20 @@ pub(crate) fn look(head: &[u8], path: &str) -> Look {
                 headers: header_map(request.headers),
             }
         }
-        Ok(httparse::Status::Complete(_)) => match bad_content_length(request.headers) {
-            Some(value) => Look::Refused {
+        Ok(httparse::Status::Complete(length)) => match content_length(request.headers) {
+            Err(value) => Look::Refused {
                 status: StatusCode::BAD_REQUEST,
                 detail: format!("an invalid Content-Length: {value:?}"),
             },
-            None => Look::Other,
+            Ok(Some(body)) if is_plain_publication(&request, path) => {
+                Look::Publication(Publication {
+                    close: has_token(request.headers, "connection", "close"),
+                    headers: header_map(request.headers),
+                    head: length,
+                    body,
+                })
+            }
+            Ok(_) => Look::Other,
         },
         Err(httparse::Error::TooManyHeaders) => Look::Refused {
             status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -236,10 +255,10 @@ pub(crate) fn look(head: &[u8], path: &str) -> Look {
     }
 }
 
-/// The first `Content-Length` value hyper would refuse, where it would
-/// answer with an empty body: one that is not a decimal number, or differs
-/// from another (RFC 9110, section 8.6).
-fn bad_content_length(headers: &[httparse::Header<'_>]) -> Option<String> {
+/// The request's `Content-Length`, or the first value hyper would refuse,
+/// where it would answer with an empty body: one that is not a decimal
+/// number, or differs from another (RFC 9110, section 8.6).
+fn content_length(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, String> {
     let mut length = None;
     let values = headers
         .iter()
@@ -253,13 +272,37 @@ fn bad_content_length(headers: &[httparse::Header<'_>]) -> Option<String> {
                 .then(|| part.parse::<u64>().ok())
                 .flatten();
             match (parsed, length) {
-                (None, _) => return Some(value.into_owned()),
-                (Some(n), Some(seen)) if n != seen => return Some(value.into_owned()),
+                (None, _) => return Err(value.into_owned()),
+                (Some(n), Some(seen)) if n != seen => return Err(value.into_owned()),
                 (Some(n), _) => length = Some(n),
             }
         }
     }
-    None
+    Ok(length)
+}
+
+/// A publication with nothing for hyper to negotiate: HTTP/1.1, a
+/// `Content-Length` body, no `Transfer-Encoding`, `Expect` or upgrade.
+fn is_plain_publication(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
+    let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
+    request.method == Some("POST")
+        && request.version == Some(1)
+        && path == hub_path
+        && !request.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("transfer-encoding")
+                || h.name.eq_ignore_ascii_case("expect")
+                || h.name.eq_ignore_ascii_case("upgrade")
+        })
+        && !has_token(request.headers, "connection", "upgrade")
+}
+
+/// Whether a comma-separated header field `name` lists `token`.
+fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(token)))
 }
 
 fn is_websocket(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
@@ -267,13 +310,7 @@ fn is_websocket(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
     request.method == Some("GET")
         && request.version == Some(1)
         && path == hub_path
-        && request.headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("upgrade")
-                && std::str::from_utf8(h.value).is_ok_and(|v| {
-                    v.split(',')
-                        .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-                })
-        })
+        && has_token(request.headers, "upgrade", "websocket")
 }
 
 fn is_event_stream(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
@@ -393,25 +430,26 @@ pub(crate) async fn write_reply<S>(stream: &mut S, reply: Reply) -> io::Result<(
 where
     S: AsyncWrite + Unpin,
 {
-    let head = response_head(
-        reply.status.as_u16(),
-        reply.status.canonical_reason().unwrap_or(""),
-        &reply.headers,
-        Some(reply.body.len()),
-    );
     // One write: a client that reads the head may take only what came with
     // it as the body.
-    let mut answer = head;
+    let mut answer = response_head(reply.status, &reply.headers, Some(reply.body.len()), false);
     answer.extend_from_slice(&reply.body);
     stream.write_all(&answer).await?;
     stream.shutdown().await
 }
 
 /// The response head. Streams are delimited by closing the connection,
-/// which every HTTP/1.x client and proxy understands and costs no framing.
-fn response_head(status: u16, reason: &str, headers: &HeaderMap, length: Option<usize>) -> Vec<u8> {
+/// which every HTTP/1.x client and proxy understands and costs no framing;
+/// an answer with a `length` may keep the connection for the next request.
+pub(super) fn response_head(
+    status: StatusCode,
+    headers: &HeaderMap,
+    length: Option<usize>,
+    keep_alive: bool,
+) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
-    head.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    let reason = status.canonical_reason().unwrap_or("");
+    head.extend_from_slice(format!("HTTP/1.1 {} {reason}\r\n", status.as_str()).as_bytes());
     for (name, value) in headers {
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
@@ -421,7 +459,12 @@ fn response_head(status: u16, reason: &str, headers: &HeaderMap, length: Option<
     if let Some(length) = length {
         head.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
     }
-    head.extend_from_slice(b"connection: close\r\n\r\n");
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    head.extend_from_slice(format!("date: {date}\r\n").as_bytes());
+    if !keep_alive {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
     head
 }
 
@@ -437,7 +480,7 @@ mod tests {
                 value: value.as_bytes(),
             })
             .collect();
-        bad_content_length(&headers).is_some()
+        content_length(&headers).is_err()
     }
 
     #[test]

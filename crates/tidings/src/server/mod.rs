@@ -5,6 +5,7 @@
 pub(crate) mod direct;
 mod h2;
 mod h3;
+mod publications;
 mod rewind;
 mod stall;
 
@@ -105,6 +106,26 @@ pub async fn serve(
                     }
                     Ok(direct::Route::Hyper(stream)) => {
                         serve_hyper(stream, router, peer, slot.take(), watcher, head_timeout).await
+                    }
+                    // Holding the watcher, a connection answering a
+                    // publication delays shutdown until its answer is out.
+                    Ok(direct::Route::Publication(stream, read, first)) => {
+                        match publications::serve(stream, read, first, &http, peer, &stopping).await
+                        {
+                            Ok(publications::After::Hyper(stream)) => {
+                                serve_hyper(
+                                    stream,
+                                    router,
+                                    peer,
+                                    slot.take(),
+                                    watcher,
+                                    head_timeout,
+                                )
+                                .await
+                            }
+                            Ok(publications::After::Closed) => Ok(()),
+                            Err(error) => Err(error),
+                        }
                     }
                     Err(error) => Err(error),
                 },
