@@ -493,4 +493,33 @@ mod tests {
         }
         assert!(refused(&["99999999999999999999999"]), "past u64");
     }
+
+    #[test]
+    fn plain_publications_are_told_from_what_hyper_serves() {
+        const HUB: &str = "/.well-known/mercure";
+        let post = "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\n";
+        let plain = format!("{post}Content-Length: 5\r\n\r\nhello");
+        match look(plain.as_bytes(), HUB) {
+            Look::Publication(p) => {
+                assert_eq!((p.head, p.body, p.close), (plain.len() - 5, 5, false));
+            }
+            _ => panic!("a plain publication"),
+        }
+        let closing = format!("{post}Connection: keep-alive, Close\r\nContent-Length: 0\r\n\r\n");
+        assert!(matches!(look(closing.as_bytes(), HUB), Look::Publication(p) if p.close));
+        for other in [
+            format!("{post}Transfer-Encoding: chunked\r\n\r\n"),
+            format!("{post}Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"),
+            format!("{post}Content-Length: 0\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n"),
+            format!("{post}\r\n"),
+            post.replace("HTTP/1.1", "HTTP/1.0") + "Content-Length: 0\r\n\r\n",
+            post.replace("mercure", "mercure/x") + "Content-Length: 0\r\n\r\n",
+            post.replace("POST", "PUT") + "Content-Length: 0\r\n\r\n",
+        ] {
+            assert!(
+                matches!(look(other.as_bytes(), HUB), Look::Other),
+                "{other:?}"
+            );
+        }
+    }
 }
