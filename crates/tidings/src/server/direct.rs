@@ -448,8 +448,11 @@ pub(super) fn response_head(
     keep_alive: bool,
 ) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
-    let reason = status.canonical_reason().unwrap_or("");
-    head.extend_from_slice(format!("HTTP/1.1 {} {reason}\r\n", status.as_str()).as_bytes());
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
     for (name, value) in headers {
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
@@ -457,15 +460,40 @@ pub(super) fn response_head(
         head.extend_from_slice(b"\r\n");
     }
     if let Some(length) = length {
-        head.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+        head.extend_from_slice(b"content-length: ");
+        head.extend_from_slice(length.to_string().as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
-    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-    head.extend_from_slice(format!("date: {date}\r\n").as_bytes());
+    head.extend_from_slice(b"date: ");
+    push_date(&mut head);
+    head.extend_from_slice(b"\r\n");
     if !keep_alive {
         head.extend_from_slice(b"connection: close\r\n");
     }
     head.extend_from_slice(b"\r\n");
     head
+}
+
+/// Appends the `Date` every answer carries (RFC 9110, section 6.6.1),
+/// formatted once a second per thread: a publisher may be answered
+/// thousands of times a second.
+fn push_date(head: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    DATE.with_borrow_mut(|(formatted_at, date)| {
+        if *formatted_at != second {
+            *date = httpdate::fmt_http_date(now);
+            *formatted_at = second;
+        }
+        head.extend_from_slice(date.as_bytes());
+    });
 }
 
 #[cfg(test)]
