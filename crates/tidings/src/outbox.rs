@@ -18,8 +18,9 @@
 //! is waking the reader), so at high rates this turns many writes into
 //! one; an event after a quiet spell still goes out at once. A busy
 //! connection, whose last write carried [`BUSY_FRAMES`] or more, lingers
-//! twice as long: its events are already waiting for one another, and half
-//! the writes is what the longer wait buys.
+//! twice as long, and a flooded one ([`FLOODED_FRAMES`]) three times: its
+//! events are already waiting for one another, and fewer writes is what the
+//! longer wait buys.
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
@@ -34,12 +35,41 @@ use tokio::net::TcpStream;
 /// apart than this never wait.
 pub const LINGER: Duration = Duration::from_millis(10);
 
-/// Frames in one write from which a connection counts as busy, and lingers
-/// [`BUSY_LINGER`] instead. At 100 events a second a write carries one or
-/// two; at 1,000, ten.
+/// Frames in one write from which a connection counts as busy. At 100
+/// events a second a write carries one or two; at 1,000, ten, then twenty
+/// once busy.
 const BUSY_FRAMES: usize = 6;
-/// How long a busy connection lingers.
-const BUSY_LINGER: Duration = Duration::from_millis(2 * LINGER.as_millis() as u64);
+/// Frames in one write from which a busy connection counts as flooded: at
+/// 800 events a second and more, or after a stall of 160 ms at 100.
+const FLOODED_FRAMES: usize = 16;
+
+/// How fast a connection's events came, judged by its last write.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    #[default]
+    Calm,
+    Busy,
+    Flooded,
+}
+
+impl Pace {
+    fn of_write(frames: usize) -> Pace {
+        match frames {
+            n if n >= FLOODED_FRAMES => Pace::Flooded,
+            n if n >= BUSY_FRAMES => Pace::Busy,
+            _ => Pace::Calm,
+        }
+    }
+
+    /// How long after a write the connection's next frames wait.
+    fn linger(self) -> Duration {
+        match self {
+            Pace::Calm => LINGER,
+            Pace::Busy => 2 * LINGER,
+            Pace::Flooded => 3 * LINGER,
+        }
+    }
+}
 
 /// Why the hub ends a subscriber's stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +124,8 @@ struct Queue {
     write_through: bool,
     /// Frames wait for the next flush, which will wake the writer.
     deferred: bool,
-    /// The last write carried [`BUSY_FRAMES`] or more: linger longer.
-    busy: bool,
+    /// How many frames the last write carried, as a pace.
+    pace: Pace,
     /// When frames were last taken for writing or written through.
     written_at: Tick,
 }
@@ -180,7 +210,7 @@ impl Outbox {
         // Only the direct path lingers: hyper, which serves the other
         // HTTP/1.1 streams, must see every frame at once to notice a client
         // that stopped reading (`server/stall.rs`).
-        let lingering = queue.socket.is_some() && now.within(queue.linger(), queue.written_at);
+        let lingering = queue.socket.is_some() && now.within(queue.pace.linger(), queue.written_at);
         let frame = if write_through && !lingering {
             match queue.write_through(frame, now) {
                 None => return Push::Queued,
@@ -223,7 +253,9 @@ impl Outbox {
     /// returns whether it woke the writer.
     pub fn flush(&self, now: Tick) -> bool {
         let mut queue = self.queue.lock();
-        if queue.busy && now.within(BUSY_LINGER, queue.written_at) && queue.closed.is_none() {
+        let lingering =
+            queue.pace != Pace::Calm && now.within(queue.pace.linger(), queue.written_at);
+        if lingering && queue.closed.is_none() {
             return false;
         }
         queue.deferred = false;
@@ -273,7 +305,7 @@ impl Outbox {
         if !queue.frames.is_empty() {
             queue.write_through = false;
             queue.written_at = Tick::now();
-            queue.busy = queue.frames.len() >= BUSY_FRAMES;
+            queue.pace = Pace::of_write(queue.frames.len());
             queue.bytes = 0;
             // Give the allocation away: an idle subscriber keeps no buffer.
             return Some(Batch::Frames(std::mem::take(&mut queue.frames)));
@@ -283,15 +315,6 @@ impl Outbox {
 }
 
 impl Queue {
-    /// How long after a write this connection's next frames wait.
-    fn linger(&self) -> Duration {
-        if self.busy {
-            BUSY_LINGER
-        } else {
-            LINGER
-        }
-    }
-
     /// Writes `frame` to the socket if allowed; returns what remains to queue.
     fn write_through(&mut self, frame: Bytes, now: Tick) -> Option<Bytes> {
         if !self.write_through {
@@ -419,7 +442,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_busy_connection_lingers_twice_as_long() {
+    async fn a_busy_connection_lingers_longer_and_a_flooded_one_longer_still() {
         let (outbox, _client) = attached().await;
         let counter = Arc::new(Counter(Default::default()));
         let waker = futures_util::task::waker(counter.clone());
@@ -455,14 +478,30 @@ mod tests {
         assert_eq!(push(after(written, 2)), Push::Deferred);
         assert_eq!(push(after(written, 15)), Push::Queued);
         assert_eq!(wakes(), before, "no wake-up before the flush");
-        // ...and a flush before BUSY_LINGER is over leaves them for the next.
+        // ...and a flush before the busy linger is over leaves them for the next.
         assert!(!outbox.flush(after(written, 12)));
         assert_eq!(wakes(), before);
         assert!(outbox.flush(after(written, 25)));
         assert_eq!(wakes(), before + 1);
         let (taken, written) = take();
         assert_eq!(taken, 2);
-        // Two frames in that write: no longer busy.
+        // A write of FLOODED_FRAMES: a flush 25 ms on still waits, one 35 ms
+        // on wakes the writer.
+        for _ in 0..FLOODED_FRAMES {
+            push(after(written, 15));
+        }
+        assert!(outbox.flush(after(written, 25)));
+        let (taken, written) = take();
+        assert_eq!(taken, FLOODED_FRAMES);
+        let before = wakes();
+        assert_eq!(push(after(written, 22)), Push::Deferred);
+        assert!(!outbox.flush(after(written, 25)));
+        assert_eq!(wakes(), before);
+        assert!(outbox.flush(after(written, 35)));
+        assert_eq!(wakes(), before + 1);
+        let (taken, written) = take();
+        assert_eq!(taken, 1);
+        // One frame in that write: calm again.
         let before = wakes();
         push(after(written, 15));
         assert_eq!(wakes(), before + 1);
