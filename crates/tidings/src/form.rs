@@ -27,20 +27,16 @@ fn decode(raw: &[u8]) -> Result<String, String> {
     let mut bytes = Vec::with_capacity(raw.len());
     let mut at = 0;
     while at < raw.len() {
-        let escaped = match raw[at] {
-            b'%' => raw.get(at + 1..at + 3).and_then(hex_byte),
-            _ => None,
+        let (byte, width) = match raw[at] {
+            b'+' => (b' ', 1),
+            b'%' => match raw.get(at + 1..at + 3).and_then(hex_byte) {
+                Some(byte) => (byte, 3),
+                None => (b'%', 1),
+            },
+            byte => (byte, 1),
         };
-        match (escaped, raw[at]) {
-            (Some(byte), _) => {
-                bytes.push(byte);
-                at += 3;
-                continue;
-            }
-            (None, b'+') => bytes.push(b' '),
-            (None, byte) => bytes.push(byte),
-        }
-        at += 1;
+        bytes.push(byte);
+        at += width;
     }
     String::from_utf8(bytes).map_err(|_| {
         let shown = String::from_utf8_lossy(raw);

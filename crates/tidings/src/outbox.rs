@@ -37,7 +37,7 @@ pub const LINGER: Duration = Duration::from_millis(10);
 
 /// Frames in one write from which a connection counts as busy. At 100
 /// events a second a write carries one or two; at 1,000, ten, then twenty
-/// once busy.
+/// once busy and thirty once flooded.
 const BUSY_FRAMES: usize = 6;
 /// Frames in one write from which a busy connection counts as flooded: at
 /// 800 events a second and more, or after a stall of 160 ms at 100.

@@ -284,16 +284,21 @@ fn content_length(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, Strin
 /// A publication with nothing for hyper to negotiate: HTTP/1.1, a
 /// `Content-Length` body, no `Transfer-Encoding`, `Expect` or upgrade.
 fn is_plain_publication(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
-    let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
     request.method == Some("POST")
         && request.version == Some(1)
-        && path == hub_path
+        && targets(request, hub_path)
         && !request.headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case("transfer-encoding")
                 || h.name.eq_ignore_ascii_case("expect")
                 || h.name.eq_ignore_ascii_case("upgrade")
         })
         && !has_token(request.headers, "connection", "upgrade")
+}
+
+/// Whether the request's path, without its query, is the hub's.
+fn targets(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
+    let target = request.path.unwrap_or("");
+    target.split('?').next() == Some(hub_path)
 }
 
 /// Whether a comma-separated header field `name` lists `token`.
@@ -306,17 +311,15 @@ fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool 
 }
 
 fn is_websocket(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
-    let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
     request.method == Some("GET")
         && request.version == Some(1)
-        && path == hub_path
+        && targets(request, hub_path)
         && has_token(request.headers, "upgrade", "websocket")
 }
 
 fn is_event_stream(request: &httparse::Request<'_, '_>, hub_path: &str) -> bool {
-    let path = request.path.unwrap_or("").split('?').next().unwrap_or("");
     request.method == Some("GET")
-        && path == hub_path
+        && targets(request, hub_path)
         // hyper handles upgrades and pipelined bodies.
         && !request.headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case("upgrade")
